@@ -1,0 +1,384 @@
+//! The `backstop` command line: `cargo run --example migrate -- [OPTIONS] <COMMAND>`.
+//!
+//! A thin layer over the library: it resolves the database and the migrations, opens a pool,
+//! calls one [`Migrator`] method and prints its report (aligned text, or JSON with `--json`).
+//! Errors go to stderr with exit code 1; usage errors exit with 2.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use backstop::{Action, MigrateReport, Migrator, Source, State, StatusReport};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+const DEFAULT_DATABASE: &str = ".mcp-the-force/sessions.sqlite3";
+
+/// Safe SQLite migrations: online backup first, all or nothing, verified rollback.
+#[derive(Parser)]
+#[command(name = "migrate", version)]
+struct Cli {
+    /// The database file [default: $DATABASE_URL (sqlite: URL), else .mcp-the-force/sessions.sqlite3]
+    #[arg(long, global = true, value_name = "PATH")]
+    database: Option<PathBuf>,
+    /// Directory of migration files [default: the migrations embedded at build time]
+    #[arg(long, global = true, value_name = "DIR")]
+    migrations: Option<PathBuf>,
+    /// Directory for backups [default: backups/ beside the database file]
+    #[arg(long, global = true, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Backups of this database to keep
+    #[arg(long, global = true, value_name = "N", default_value_t = backstop::DEFAULT_KEEP_BACKUPS)]
+    keep_backups: usize,
+    /// Seconds to wait for other writers before giving up
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5.0)]
+    busy_timeout: f64,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the version and the state of every migration
+    Status {
+        /// Exit with 1 when anything is pending, drifted, modified or unknown (for CI)
+        #[arg(long)]
+        check: bool,
+    },
+    /// Apply pending migrations (creates a missing database)
+    Migrate {
+        /// Rehearse in a transaction that is rolled back; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop at this version
+        #[arg(long, value_name = "N")]
+        target: Option<i64>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(&cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            let message = match error.downcast_ref::<backstop::Error>() {
+                Some(error) => error.to_string(),
+                None => format!("{error:#}"),
+            };
+            if cli.json {
+                eprintln!("{}", serde_json::json!({ "error": message }));
+            } else {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let database = database_path(cli)?;
+    let source = match &cli.migrations {
+        Some(dir) => Source::from_dir(dir)?,
+        None => backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?,
+    };
+    if !cli.busy_timeout.is_finite() || cli.busy_timeout < 0.0 {
+        bail!(
+            "--busy-timeout must be a number of seconds, not {}",
+            cli.busy_timeout
+        );
+    }
+    let busy_timeout = Duration::from_secs_f64(cli.busy_timeout);
+    let mut migrator = Migrator::new(source)
+        .keep_backups(cli.keep_backups)
+        .busy_timeout(busy_timeout);
+    if let Some(dir) = &cli.backup_dir {
+        migrator = migrator.backup_dir(dir);
+    }
+    let progress = Progress::new(!cli.json && std::io::stderr().is_terminal());
+    if let Some(progress) = &progress {
+        let progress = progress.clone();
+        migrator = migrator.on_backup_progress(move |p| progress.update(p));
+    }
+
+    match &cli.command {
+        Command::Status { check } => {
+            let pool = open(&database, false, busy_timeout).await?;
+            let report = migrator.status(&pool).await?;
+            print(cli.json, &report, print_status)?;
+            Ok(if *check && !report.is_clean() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Migrate { dry_run, target } => {
+            let pool = open(&database, !dry_run, busy_timeout).await?;
+            let report = match (dry_run, target) {
+                (true, target) => migrator.dry_run(&pool, *target).await,
+                (false, Some(target)) => migrator.migrate_to(&pool, *target).await,
+                (false, None) => migrator.migrate(&pool).await,
+            };
+            if let Some(progress) = &progress {
+                progress.finish();
+            }
+            print(cli.json, &report?, print_migrate)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `--database`, else `DATABASE_URL` (a `sqlite:` URL), else the default path.
+fn database_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &cli.database {
+        return Ok(path.clone());
+    }
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            if !url.starts_with("sqlite:") {
+                bail!("DATABASE_URL={url:?} is not a sqlite: URL; pass --database PATH instead");
+            }
+            let options = SqliteConnectOptions::from_str(&url)
+                .with_context(|| format!("DATABASE_URL={url:?} is not a valid sqlite: URL"))?;
+            Ok(options.get_filename().to_owned())
+        }
+        _ => Ok(PathBuf::from(DEFAULT_DATABASE)),
+    }
+}
+
+/// Opens a pool on the database. Only `migrate` may create it (and its directory).
+async fn open(path: &Path, create: bool, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
+    if path.is_dir() {
+        bail!("{}: is a directory, not a database file", path.display());
+    }
+    if !create && !path.exists() {
+        bail!("database {} does not exist", path.display());
+    }
+    if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .busy_timeout(busy_timeout);
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    human: fn(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", human(value));
+    }
+    Ok(())
+}
+
+fn print_status(report: &StatusReport) -> String {
+    let mut out = format!(
+        "database  {}\nversion   {} (latest {})\n",
+        report.database.display(),
+        report.current_version,
+        report.latest_version
+    );
+    if report.migrations.is_empty() {
+        out.push_str("no migrations\n");
+        return out;
+    }
+    let rows: Vec<[String; 6]> = report
+        .migrations
+        .iter()
+        .map(|m| {
+            let state = match m.state {
+                State::Applied => "applied",
+                State::Adopted => "adopted",
+                State::Pending => "pending",
+            };
+            let applied_at = m
+                .applied_at
+                .map(|t| {
+                    let f = time::macros::format_description!(
+                        "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+                    );
+                    t.format(&f).unwrap_or_default()
+                })
+                .unwrap_or_else(|| "-".into());
+            let checksum = match (m.known, m.checksum_ok) {
+                (false, _) => "unknown",
+                (_, Some(true)) => "ok",
+                (_, Some(false)) => "MODIFIED",
+                (_, None) => "-",
+            };
+            let probe = match m.probe {
+                Some(v) if m.drift => format!("{v} DRIFT"),
+                Some(v) => v.to_string(),
+                None => "error".into(),
+            };
+            [
+                m.version.to_string(),
+                state.into(),
+                applied_at,
+                checksum.into(),
+                probe,
+                m.description.clone(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        [
+            "VERSION",
+            "STATE",
+            "APPLIED AT",
+            "CHECKSUM",
+            "PROBE",
+            "DESCRIPTION",
+        ],
+        &rows,
+    ));
+    for m in &report.migrations {
+        if let Some(error) = &m.probe_error {
+            out.push_str(&format!("probe of {}: {error}\n", m.version));
+        }
+    }
+    out
+}
+
+fn print_migrate(report: &MigrateReport) -> String {
+    let mut out = String::new();
+    if report.is_up_to_date() {
+        out.push_str(&format!(
+            "up to date at version {} ({})\n",
+            report.to_version,
+            report.database.display()
+        ));
+        return out;
+    }
+    if let Some(backup) = &report.backup {
+        out.push_str(&format!("backup       {}\n", backup.display()));
+    }
+    for m in &report.migrations {
+        let action = match m.action {
+            Action::Applied => "applied",
+            Action::Adopted => "adopted",
+            Action::WouldApply => "would apply",
+            Action::WouldAdopt => "would adopt",
+        };
+        out.push_str(&format!(
+            "{action:<12} {:>3} {}  ({} ms)\n",
+            m.version, m.description, m.duration_ms
+        ));
+        for notice in &m.notices {
+            out.push_str(&format!("             note: {notice}\n"));
+        }
+        if let Some(sql) = &m.sql {
+            for line in sql.lines() {
+                out.push_str(&format!("             | {line}\n"));
+            }
+        }
+    }
+    let verb = if report.dry_run {
+        "would migrate"
+    } else {
+        "migrated"
+    };
+    out.push_str(&format!(
+        "{verb:<12} version {} -> {}\n",
+        report.from_version, report.to_version
+    ));
+    if report.dry_run {
+        out.push_str("dry run: nothing was changed\n");
+    }
+    out
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// A progress bar on stderr for backups that take more than a second.
+#[derive(Clone, Default)]
+struct Progress(Arc<Mutex<ProgressState>>);
+
+#[derive(Default)]
+struct ProgressState {
+    started: Option<Instant>,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Option<Self> {
+        enabled.then(Progress::default)
+    }
+
+    fn update(&self, progress: backstop::BackupProgress) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let started = *state.started.get_or_insert_with(Instant::now);
+        if state.bar.is_none() && started.elapsed() > Duration::from_secs(1) {
+            let bar = ProgressBar::new(progress.total_pages);
+            bar.set_style(
+                ProgressStyle::with_template("backup {bar:40} {percent:>3}% ({pos}/{len} pages)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            state.bar = Some(bar);
+        }
+        if let Some(bar) = &state.bar {
+            bar.set_length(progress.total_pages);
+            bar.set_position(progress.copied_pages);
+        }
+    }
+
+    fn finish(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = state.bar.take() {
+            bar.finish_and_clear();
+        }
+        state.started = None;
+    }
+}

@@ -1,0 +1,280 @@
+//! The error type of every fallible operation in this crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong while loading migrations, migrating, rolling back or
+/// inspecting a database.
+///
+/// Every variant names what is at fault: the file, the version, the statement or the path.
+/// Whenever one of these errors is returned by [`Migrator`](crate::Migrator), the database is
+/// exactly as it was before the call (the transaction was rolled back, or never started).
+///
+/// The message of an underlying error (I/O, SQLite) is part of the variant's message, and the
+/// underlying error itself is in the variant's `cause` field; [`std::error::Error::source`]
+/// returns `None`, so that a chain printer does not say the same thing twice.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- loading a source -------------------------------------------------------------------
+    /// A migrations directory (or a file in it) could not be read.
+    #[error("cannot read {path}: {cause}")]
+    Io {
+        /// The directory or file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        cause: std::io::Error,
+    },
+
+    /// A `.sql` file whose name does not follow `NNN_description[.rollback|.probe].sql`.
+    #[error("{path}: not a migration file name: {reason}")]
+    InvalidFileName {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with the name.
+        reason: String,
+    },
+
+    /// Two migrations share one version.
+    #[error("{second}: version {version} is already used by {first}")]
+    DuplicateVersion {
+        /// The version used twice.
+        version: i64,
+        /// The first file found with that version.
+        first: PathBuf,
+        /// The second file found with that version.
+        second: PathBuf,
+    },
+
+    /// A migration lacks one of its three files (forward, rollback, probe).
+    #[error(
+        "migration {version}: {expected} is missing (every migration needs a forward script, a rollback script and a probe)"
+    )]
+    MissingFile {
+        /// The version whose file is missing.
+        version: i64,
+        /// The file that was expected.
+        expected: PathBuf,
+    },
+
+    /// A script is not valid UTF-8.
+    #[error("{path}: not valid UTF-8 (invalid byte at offset {offset})")]
+    InvalidUtf8 {
+        /// The offending file.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+
+    /// A script holds no statement (only whitespace or comments).
+    #[error("{path}: the script is empty")]
+    EmptyScript {
+        /// The offending file.
+        path: PathBuf,
+    },
+
+    /// A script holds a statement that the runner does not allow (transaction control, a probe
+    /// that is not a single `SELECT`, an unterminated statement, ...).
+    #[error("{path}, line {line}: {reason}: `{statement}`")]
+    InvalidScript {
+        /// The offending file.
+        path: PathBuf,
+        /// Line (1-based) where the statement starts.
+        line: usize,
+        /// The statement, shortened for display.
+        statement: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    // ----- source against database -------------------------------------------------------------
+    /// An applied migration's file was changed after it was applied.
+    #[error(
+        "migration {version} ({path}) was modified after it was applied: recorded checksum {recorded}, file now {actual}"
+    )]
+    ChecksumMismatch {
+        /// The migration's version.
+        version: i64,
+        /// Its forward script.
+        path: PathBuf,
+        /// Checksum stored in the history table.
+        recorded: String,
+        /// Checksum of the file now.
+        actual: String,
+    },
+
+    /// The database has applied migrations that this build does not know: it was migrated by a
+    /// newer build (or a migration file was deleted).
+    #[error(
+        "database {database} has applied migration(s) {versions:?} that this build does not know (latest known: {latest_known}); it was migrated by a newer build"
+    )]
+    UnknownVersions {
+        /// The database file.
+        database: PathBuf,
+        /// The versions recorded in the history but absent from the source.
+        versions: Vec<i64>,
+        /// The latest version of the source.
+        latest_known: i64,
+    },
+
+    /// A pending migration has a lower version than one already applied.
+    #[error(
+        "migration {version} ({path}) is pending but the database is already at version {current}: a migration may not be inserted below an applied one; give it a version above {current}"
+    )]
+    OutOfOrder {
+        /// The pending migration's version.
+        version: i64,
+        /// Its forward script.
+        path: PathBuf,
+        /// The database's current version.
+        current: i64,
+    },
+
+    /// A target version that is not a migration of the source.
+    #[error("target version {target} does not exist: the known versions are {known:?}")]
+    UnknownTarget {
+        /// The version asked for.
+        target: i64,
+        /// The versions of the source.
+        known: Vec<i64>,
+    },
+
+    /// `migrate` was asked to go down.
+    #[error(
+        "target version {target} is below the current version {current}: migrate only goes up; use rollback to go down"
+    )]
+    TargetBelowCurrent {
+        /// The version asked for.
+        target: i64,
+        /// The database's current version.
+        current: i64,
+    },
+
+    // ----- running ------------------------------------------------------------------------------
+    /// The write lock could not be taken within the busy timeout.
+    #[error(
+        "database {database} is locked by another writer: gave up after the busy timeout of {timeout:?}"
+    )]
+    Busy {
+        /// The database file.
+        database: PathBuf,
+        /// How long the runner waited.
+        timeout: Duration,
+    },
+
+    /// The file is not a SQLite database, or is damaged.
+    #[error("{database} is not a usable SQLite database: {message}")]
+    NotADatabase {
+        /// The database file.
+        database: PathBuf,
+        /// SQLite's explanation.
+        message: String,
+    },
+
+    /// A statement of a migration script failed.
+    #[error(
+        "migration {version} ({path}), line {line}: {cause}; the failing statement: `{statement}`"
+    )]
+    Statement {
+        /// The migration's version.
+        version: i64,
+        /// The script that holds the statement.
+        path: PathBuf,
+        /// Line (1-based) where the statement starts.
+        line: usize,
+        /// The statement, shortened for display.
+        statement: String,
+        /// SQLite's error.
+        cause: sqlx::Error,
+    },
+
+    /// A probe could not run, or did not return exactly one row with one integer 0 or 1.
+    #[error("probe of migration {version} ({path}): {reason}")]
+    Probe {
+        /// The migration's version.
+        version: i64,
+        /// The probe file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// After a script ran, its probe did not confirm the expected state.
+    #[error(
+        "migration {version} ({path}) ran, but its probe {probe} still says {value}: the script did not produce the state its probe checks for"
+    )]
+    ProbeNotConfirmed {
+        /// The migration's version.
+        version: i64,
+        /// The script that ran (forward or rollback).
+        path: PathBuf,
+        /// The probe file.
+        probe: PathBuf,
+        /// What the probe said.
+        value: i64,
+    },
+
+    /// The migrations left foreign-key violations that were not there before.
+    #[error("the migration(s) {versions:?} introduced foreign-key violations: {}", format_violations(.violations))]
+    ForeignKeyViolation {
+        /// The versions that ran in this transaction.
+        versions: Vec<i64>,
+        /// The new violations (a sample when there are many).
+        violations: Vec<ForeignKeyViolation>,
+    },
+
+    /// A backup could not be written or verified; nothing was changed.
+    #[error("backup of {database} to {path} failed: {reason}")]
+    Backup {
+        /// The database file.
+        database: PathBuf,
+        /// The backup file (or directory) at fault.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// Any other database error, with what the runner was doing.
+    #[error("{database}: {context}: {cause}")]
+    Database {
+        /// The database file.
+        database: PathBuf,
+        /// What the runner was doing.
+        context: String,
+        /// The underlying error.
+        cause: sqlx::Error,
+    },
+}
+
+/// One row of `PRAGMA foreign_key_check`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ForeignKeyViolation {
+    /// The table holding the dangling reference.
+    pub table: String,
+    /// The row holding it (`None` for a `WITHOUT ROWID` table).
+    pub rowid: Option<i64>,
+    /// The table it refers to.
+    pub parent: String,
+}
+
+fn format_violations(violations: &[ForeignKeyViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| match v.rowid {
+            Some(rowid) => format!("{} row {} -> {}", v.table, rowid, v.parent),
+            None => format!("{} -> {}", v.table, v.parent),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Shorten a statement for an error message: one line, at most 160 characters.
+pub(crate) fn shorten(statement: &str) -> String {
+    let one_line = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= 160 {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(157).collect();
+        format!("{cut}...")
+    }
+}

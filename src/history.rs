@@ -1,0 +1,138 @@
+//! The history table, `_backstop_migrations`: one row per applied migration.
+//!
+//! Its only definition is `src/history.sql`. Every query on it is checked at compile time by
+//! sqlx's macros against a development database built from that file (offline metadata in
+//! `.sqlx/`).
+
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+
+/// The DDL of the history table (idempotent).
+pub(crate) const DDL: &str = include_str!("history.sql");
+
+/// How a migration came to be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Its forward script ran.
+    Applied,
+    /// Its probe found the effect already present; the script did not run.
+    Adopted,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Applied => "applied",
+            Method::Adopted => "adopted",
+        }
+    }
+}
+
+/// One row of the history table.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub version: i64,
+    pub description: String,
+    pub checksum: String,
+    pub applied_at: OffsetDateTime,
+    pub method: Method,
+}
+
+/// The applied migrations of a database, in version order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct History {
+    pub records: Vec<Record>,
+}
+
+impl History {
+    /// The highest applied version, 0 when nothing is applied.
+    pub fn current_version(&self) -> i64 {
+        self.records.last().map_or(0, |r| r.version)
+    }
+
+    pub fn get(&self, version: i64) -> Option<&Record> {
+        self.records
+            .binary_search_by_key(&version, |r| r.version)
+            .ok()
+            .map(|i| &self.records[i])
+    }
+
+    /// Reads the history. A database without the table is at version 0; every other error is
+    /// returned.
+    pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
+        if !exists(conn).await? {
+            return Ok(History::default());
+        }
+        let rows = sqlx::query!(
+            r#"SELECT version AS "version!", description, checksum,
+                      applied_at AS "applied_at: OffsetDateTime", method
+               FROM _backstop_migrations ORDER BY version"#
+        )
+        .fetch_all(conn)
+        .await?;
+        let records = rows
+            .into_iter()
+            .map(|r| Record {
+                version: r.version,
+                description: r.description,
+                checksum: r.checksum,
+                applied_at: r.applied_at,
+                method: if r.method == "adopted" {
+                    Method::Adopted
+                } else {
+                    Method::Applied
+                },
+            })
+            .collect();
+        Ok(History { records })
+    }
+}
+
+async fn exists(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!: i64" FROM sqlite_master
+           WHERE type = 'table' AND name = '_backstop_migrations'"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Creates the table when it is missing.
+pub(crate) async fn ensure_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(DDL).execute(conn).await.map(drop)
+}
+
+/// What to record for one migration.
+pub(crate) struct NewRecord<'a> {
+    pub version: i64,
+    pub description: &'a str,
+    pub checksum: &'a str,
+    pub execution_ms: i64,
+    pub method: Method,
+    pub backup: Option<&'a str>,
+}
+
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    record: &NewRecord<'_>,
+) -> Result<(), sqlx::Error> {
+    let applied_at = OffsetDateTime::now_utc();
+    let method = record.method.as_str();
+    sqlx::query!(
+        "INSERT INTO _backstop_migrations
+             (version, description, checksum, applied_at, execution_ms, method, backup)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        record.version,
+        record.description,
+        record.checksum,
+        applied_at,
+        record.execution_ms,
+        method,
+        record.backup,
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}

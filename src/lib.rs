@@ -1,0 +1,121 @@
+//! Safe SQLite migrations for [sqlx]: nothing is ever half-applied and nothing is ever lost.
+//!
+//! `backstop` migrates a SQLite database that other processes may have open, and keeps the way
+//! back open:
+//!
+//! - **Online backup first.** Before any change the runner copies the database with SQLite's
+//!   backup API while it holds the write lock, so the copy is exactly the pre-migration state.
+//! - **All or nothing.** Every pending migration runs in one `BEGIN IMMEDIATE` transaction,
+//!   each in a savepoint; on any error the database is exactly as before.
+//! - **Idempotency probes.** Each migration has a probe query that says whether its effect is
+//!   already present. A present effect is *adopted* (recorded, not re-run); after a script runs,
+//!   its probe must confirm it.
+//! - **Versioned, checksummed history** in a table the runner owns, `_backstop_migrations`.
+//!   A modified applied migration, or a database migrated by a newer build, is refused.
+//! - **Concurrent migrators are safe.** The write lock serialises them; the ones that wait find
+//!   the work done and return "up to date".
+//!
+//! # Migration files
+//!
+//! Each migration is three files in one directory (see [`source`] for the rules):
+//!
+//! ```text
+//! migrations/001_unified_vector_stores.sql            the forward script
+//! migrations/001_unified_vector_stores.rollback.sql   the script that undoes it
+//! migrations/001_unified_vector_stores.probe.sql      SELECT returning 1 when the effect is present, else 0
+//! ```
+//!
+//! Scripts may not control the transaction (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, ...):
+//! the runner owns it. A forward script's top-level `SELECT` statements are *notices*: each
+//! non-NULL value of their first column is reported to the user
+//! ([`MigrationOutcome::notices`]), so a script can say what it did
+//! (`SELECT 'kept ' || count(*) || ' rows in t_unmerged' FROM t_unmerged HAVING count(*) > 0;`).
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use backstop::Migrator;
+//! use sqlx::sqlite::SqlitePoolOptions;
+//!
+//! let pool = SqlitePoolOptions::new()
+//!     .connect("sqlite:.mcp-the-force/sessions.sqlite3?mode=rwc")
+//!     .await?;
+//! let migrator = Migrator::new(backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?);
+//! let report = migrator.migrate(&pool).await?;
+//! println!("version {} -> {}", report.from_version, report.to_version);
+//! # Ok(()) }
+//! ```
+//!
+//! [`Migrator::migrate`] does, in this order:
+//!
+//! 1. Reads the history without a lock and refuses a modified applied migration
+//!    ([`Error::ChecksumMismatch`]) or a newer database ([`Error::UnknownVersions`]). When
+//!    nothing is pending it returns at once: no lock, no backup (services call it on every
+//!    start).
+//! 2. Opens its own connection (with the pool's options), turns foreign keys off on it, and takes
+//!    the write lock with `BEGIN IMMEDIATE`, waiting up to the busy timeout for other writers.
+//!    It reads the history again under the lock: if another process migrated meanwhile, it
+//!    rolls back and reports "up to date".
+//! 3. Backs the database up through SQLite's backup API on a second connection, writing a
+//!    temporary file that is synced, checked (it must open and report the pre-migration
+//!    version) and renamed. A failed backup aborts the run before anything is written.
+//! 4. Runs each pending migration in a savepoint: probe; if 1, adopt; if 0, run the script and
+//!    require the probe to say 1 now; record the history row.
+//! 5. Runs `PRAGMA foreign_key_check` and fails on any violation that was not there before,
+//!    then commits. On any error it rolls back and removes the backup of this run (it would
+//!    duplicate the unchanged database).
+//!
+//! The pool's own connections are never changed: the runner's connection is its own, and is
+//! closed at the end.
+//!
+//! # Errors
+//!
+//! Every method returns [`Error`], whose variants name the file, version, statement or path
+//! at fault. Whenever an error is returned, the database is as it was.
+
+#![warn(missing_docs)]
+
+mod backup;
+pub mod error;
+mod history;
+mod plan;
+pub mod report;
+mod runner;
+pub mod source;
+mod sql;
+
+pub use error::Error;
+pub use report::{
+    Action, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus, State, StatusReport,
+};
+pub use runner::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, Migrator};
+pub use source::{Migration, Source};
+
+/// Embeds a directory of migrations in the binary at compile time and loads it as a
+/// [`Source`] (validated at run time, like [`Source::from_dir`]).
+///
+/// The path is [`include_dir`](https://docs.rs/include_dir)'s: environment variables are
+/// expanded, so `"$CARGO_MANIFEST_DIR/migrations"` names the `migrations` directory beside the
+/// crate's `Cargo.toml`.
+///
+/// ```no_run
+/// let source: backstop::Source = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?;
+/// # Ok::<(), backstop::Error>(())
+/// ```
+///
+/// Cargo does not notice files *added* to an embedded directory; add
+/// `println!("cargo:rerun-if-changed=migrations");` to the crate's `build.rs`.
+#[macro_export]
+macro_rules! embed_migrations {
+    ($dir:tt) => {{
+        use $crate::__private::include_dir;
+        static DIR: include_dir::Dir<'static> = include_dir::include_dir!($dir);
+        $crate::Source::from_embedded(&DIR)
+    }};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use include_dir;
+}

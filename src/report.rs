@@ -1,0 +1,153 @@
+//! What the runner did or would do: values returned by [`Migrator`](crate::Migrator), all
+//! serialisable to JSON (the CLI's `--json` output is exactly these values).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use crate::backup::{BackupProgress, Reason};
+pub use crate::history::Method;
+
+/// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),
+/// [`migrate_to`](crate::Migrator::migrate_to) or [`dry_run`](crate::Migrator::dry_run).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MigrateReport {
+    /// The database file.
+    pub database: PathBuf,
+    /// The version before the run.
+    pub from_version: i64,
+    /// The version after the run (for a dry run: the version the run would reach).
+    pub to_version: i64,
+    /// Whether this was a rehearsal that changed nothing.
+    pub dry_run: bool,
+    /// The backup taken before the run, if any was taken.
+    pub backup: Option<PathBuf>,
+    /// What happened to each pending migration, in order. Empty when nothing was pending.
+    pub migrations: Vec<MigrationOutcome>,
+}
+
+impl MigrateReport {
+    pub(crate) fn up_to_date(database: PathBuf, version: i64, dry_run: bool) -> Self {
+        MigrateReport {
+            database,
+            from_version: version,
+            to_version: version,
+            dry_run,
+            backup: None,
+            migrations: Vec::new(),
+        }
+    }
+
+    /// Whether nothing was pending.
+    pub fn is_up_to_date(&self) -> bool {
+        self.migrations.is_empty()
+    }
+}
+
+/// What happened (or would happen) to one migration.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MigrationOutcome {
+    /// Its version.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// What was done.
+    pub action: Action,
+    /// Time spent on it (probes, script and history row), in milliseconds.
+    pub duration_ms: u64,
+    /// Values returned by the script's top-level `SELECT` statements (see the crate docs).
+    pub notices: Vec<String>,
+    /// The forward script (dry runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+}
+
+/// What was done to a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The forward script ran and its probe confirmed it.
+    Applied,
+    /// The probe found the effect already present; the script did not run.
+    Adopted,
+    /// Dry run: the script would run.
+    WouldApply,
+    /// Dry run: the probe would adopt it.
+    WouldAdopt,
+}
+
+/// The outcome of [`Migrator::status`](crate::Migrator::status).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// The database file.
+    pub database: PathBuf,
+    /// The highest applied version (0 when none).
+    pub current_version: i64,
+    /// The highest version of the source.
+    pub latest_version: i64,
+    /// Every migration of the source, and every applied migration the source does not know,
+    /// in version order.
+    pub migrations: Vec<MigrationStatus>,
+}
+
+impl StatusReport {
+    /// Whether nothing is pending, nothing drifted, every checksum matches and every applied
+    /// migration is known (what `status --check` tests).
+    pub fn is_clean(&self) -> bool {
+        self.migrations.iter().all(|m| {
+            m.state != State::Pending && !m.drift && m.checksum_ok == Some(true) && m.known
+        })
+    }
+}
+
+/// The state of one migration in a database.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MigrationStatus {
+    /// Its version.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// Applied, adopted or pending.
+    pub state: State,
+    /// When it was recorded (`None` when pending).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub applied_at: Option<OffsetDateTime>,
+    /// Whether the recorded checksum matches the file (`None` when pending, or when the
+    /// migration is not in the source).
+    pub checksum_ok: Option<bool>,
+    /// What its probe says now: 1 present, 0 absent, `None` when it could not run.
+    pub probe: Option<i64>,
+    /// Why the probe could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_error: Option<String>,
+    /// Recorded as applied or adopted but the probe says 0, or pending but the probe says 1.
+    pub drift: bool,
+    /// Whether the source has this migration (false: applied by a newer build).
+    pub known: bool,
+}
+
+/// The state of a migration in a database's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Its forward script ran.
+    Applied,
+    /// Its probe found the effect present; recorded without running the script.
+    Adopted,
+    /// Not recorded yet.
+    Pending,
+}
+
+impl From<Method> for State {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Applied => State::Applied,
+            Method::Adopted => State::Adopted,
+        }
+    }
+}

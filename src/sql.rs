@@ -1,0 +1,167 @@
+//! Splitting a script into statements, the way the `sqlite3` shell does it.
+//!
+//! A statement ends at a `;` for which SQLite's own `sqlite3_complete()` says the text so far is
+//! complete; so semicolons inside strings, comments and trigger bodies never split a statement.
+//! No database is needed, and nothing here executes SQL.
+
+use std::ffi::CString;
+
+/// One statement of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Statement {
+    /// The statement's text, from its first token to its `;` (included when present).
+    pub sql: String,
+    /// Line (1-based) of the statement's first token.
+    pub line: usize,
+    /// The first keyword, upper-cased (`SELECT`, `CREATE`, ...).
+    pub keyword: String,
+}
+
+/// Why a script could not be split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SplitError {
+    pub line: usize,
+    pub statement: String,
+    pub reason: &'static str,
+}
+
+/// Splits `script` into statements, skipping empty ones (whitespace, comments, lone `;`).
+pub(crate) fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
+    let mut statements = Vec::new();
+    let mut start = 0;
+    for (pos, _) in script.match_indices(';') {
+        let candidate = &script[start..=pos];
+        if is_complete(candidate) {
+            push_statement(&mut statements, script, start, pos + 1);
+            start = pos + 1;
+        }
+    }
+    let rest = &script[start..];
+    if let Some(offset) = first_token(rest) {
+        let statement_start = start + offset;
+        let line = line_of(script, statement_start);
+        let text = rest[offset..].trim_end();
+        if text.contains('\0') {
+            return Err(SplitError {
+                line,
+                statement: text.to_owned(),
+                reason: "the script contains a NUL byte",
+            });
+        }
+        // A last statement without `;` is fine, but it must be complete once terminated.
+        if !is_complete(&format!("{text}\n;")) {
+            return Err(SplitError {
+                line,
+                statement: text.to_owned(),
+                reason: "unterminated statement (an open string, comment or trigger body)",
+            });
+        }
+        push_statement(&mut statements, script, start, script.len());
+    }
+    Ok(statements)
+}
+
+fn push_statement(statements: &mut Vec<Statement>, script: &str, from: usize, to: usize) {
+    let chunk = &script[from..to];
+    let Some(offset) = first_token(chunk) else {
+        return;
+    };
+    let text = chunk[offset..].trim_end();
+    if text == ";" {
+        return;
+    }
+    let keyword: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    statements.push(Statement {
+        sql: text.to_owned(),
+        line: line_of(script, from + offset),
+        keyword,
+    });
+}
+
+/// Whether SQLite considers `sql` one or more complete statements.
+fn is_complete(sql: &str) -> bool {
+    match CString::new(sql) {
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
+        // `sqlite3_complete` only reads it and needs no initialised library or connection.
+        Ok(c) => unsafe { libsqlite3_sys::sqlite3_complete(c.as_ptr()) != 0 },
+        // An interior NUL: let the caller see it as an incomplete statement.
+        Err(_) => false,
+    }
+}
+
+/// Byte offset of the first character that is neither whitespace nor inside a comment.
+fn first_token(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b if b.is_ascii_whitespace() => i += 1,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n + 1);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+            }
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
+fn line_of(script: &str, offset: usize) -> usize {
+    script[..offset].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keywords(script: &str) -> Vec<(String, usize)> {
+        split(script)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.keyword, s.line))
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_semicolons_outside_strings_comments_and_triggers() {
+        let script = "-- leading comment; not a statement\n\
+            CREATE TABLE t(x TEXT DEFAULT ';');\n\
+            /* a; b */ INSERT INTO t VALUES ('a;b'); ;;\n\
+            CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 'y';\n  DELETE FROM t WHERE 0;\nEND;\n\
+            SELECT 1";
+        assert_eq!(
+            keywords(script),
+            vec![
+                ("CREATE".into(), 2),
+                ("INSERT".into(), 3),
+                ("CREATE".into(), 4),
+                ("SELECT".into(), 8)
+            ]
+        );
+        let statements = split(script).unwrap();
+        assert!(statements[2].sql.ends_with("END;"));
+        assert_eq!(statements[3].sql, "SELECT 1");
+    }
+
+    #[test]
+    fn empty_scripts_have_no_statements() {
+        assert!(split("").unwrap().is_empty());
+        assert!(split("  -- nothing\n /* at all */ ;\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unterminated_statements_are_refused_with_their_line() {
+        let err = split("SELECT 1;\nSELECT 'open").unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = split("CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1;").unwrap_err();
+        assert_eq!(err.line, 1);
+    }
+}

@@ -1,0 +1,241 @@
+//! Shared helpers for the integration tests: real SQLite files in temporary directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backstop::{Migrator, Source};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{TypeInfo, ValueRef};
+
+/// A temporary directory holding a migrations folder, a database and its backups.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.path().join("migrations")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("app.sqlite3")
+    }
+
+    pub fn backups_dir(&self) -> PathBuf {
+        self.path().join("backups")
+    }
+
+    /// Writes a file of the migrations folder.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> &Self {
+        let dir = self.migrations_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), content).unwrap();
+        self
+    }
+
+    /// Writes the three files of a migration.
+    pub fn migration(&self, stem: &str, forward: &str, rollback: &str, probe: &str) -> &Self {
+        self.write(&format!("{stem}.sql"), forward);
+        self.write(&format!("{stem}.rollback.sql"), rollback);
+        self.write(&format!("{stem}.probe.sql"), probe)
+    }
+
+    pub fn source(&self) -> Source {
+        Source::from_dir(self.migrations_dir()).expect("valid source")
+    }
+
+    pub fn migrator(&self) -> Migrator {
+        Migrator::new(self.source()).busy_timeout(Duration::from_secs(10))
+    }
+
+    /// A pool on the workspace's database, creating the file.
+    pub async fn pool(&self) -> SqlitePool {
+        pool(&self.db()).await
+    }
+
+    /// The files in the backups directory (names, sorted), hidden ones included.
+    pub fn backup_files(&self) -> Vec<String> {
+        list_dir(&self.backups_dir())
+    }
+}
+
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+pub async fn pool(path: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("open pool")
+}
+
+pub async fn connect(path: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// Runs a script on a database (outside the runner).
+pub async fn exec(path: &Path, sql: &str) {
+    let mut conn = connect(path).await;
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.unwrap();
+}
+
+pub async fn query_i64(path: &Path, sql: &str) -> i64 {
+    let mut conn = connect(path).await;
+    let v: i64 = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.unwrap();
+    v
+}
+
+/// A full, deterministic dump of a database: every schema object and every row of every
+/// table, values tagged with their types.
+pub async fn dump(path: &Path) -> String {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open for dump");
+    let out = dump_conn(&mut conn).await;
+    conn.close().await.unwrap();
+    out
+}
+
+pub async fn dump_conn(conn: &mut SqliteConnection) -> String {
+    let objects = sqlx::query(
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let mut out = String::new();
+    let mut tables = Vec::new();
+    for row in &objects {
+        let (kind, name, sql): (String, String, String) = (row.get(0), row.get(1), row.get(3));
+        out.push_str(&format!("{kind} {name}: {sql}\n"));
+        if kind == "table" && !name.starts_with("sqlite_") {
+            tables.push(name);
+        }
+    }
+    for table in tables {
+        let columns: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM pragma_table_info('{table}')"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        let order: Vec<String> = (1..=columns).map(|i| i.to_string()).collect();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM \"{table}\" ORDER BY {}",
+            order.join(", ")
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        out.push_str(&format!("-- {table}: {} rows\n", rows.len()));
+        for row in rows {
+            let cells: Vec<String> = (0..row.len()).map(|i| cell(&row, i)).collect();
+            out.push_str(&cells.join("|"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
+    let raw = row.try_get_raw(i).unwrap();
+    if raw.is_null() {
+        return "NULL".into();
+    }
+    match raw.type_info().name() {
+        "INTEGER" => format!("i:{}", row.get::<i64, _>(i)),
+        "REAL" => format!("r:{}", row.get::<f64, _>(i)),
+        "BLOB" => format!("b:{}", hex(&row.get::<Vec<u8>, _>(i))),
+        _ => format!("t:{:?}", row.get::<String, _>(i)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of [`dump`].
+pub async fn content_hash(path: &Path) -> String {
+    hex(&Sha256::digest(dump(path).await.as_bytes()))
+}
+
+/// The versions recorded in the history table, with how each was applied.
+pub async fn history(path: &Path) -> Vec<(i64, String)> {
+    let mut conn = connect(path).await;
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE name = '_backstop_migrations'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let rows = if exists == 0 {
+        Vec::new()
+    } else {
+        sqlx::query_as("SELECT version, method FROM _backstop_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    };
+    conn.close().await.unwrap();
+    rows
+}
+
+/// The CLI binary (`examples/migrate.rs`), built once.
+pub fn cli() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .example("migrate")
+            .current_release()
+            .current_target()
+            .run()
+            .expect("build the migrate example")
+            .path()
+            .to_owned()
+    })
+    .clone()
+}
