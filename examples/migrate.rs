@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use backstop::{Action, MigrateReport, Migrator, Source, State, StatusReport};
-use clap::{Parser, Subcommand};
+use backstop::{
+    Action, BackupInfo, MigrateReport, Migrator, RollbackReport, RollbackStrategy, Source, State,
+    StatusReport,
+};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -63,6 +66,26 @@ enum Command {
         #[arg(long, value_name = "N")]
         target: Option<i64>,
     },
+    /// Go back to an earlier version (a backup of the current state is taken first)
+    Rollback {
+        /// The version to go back to (0: before any migration)
+        #[arg(long, value_name = "N")]
+        to_version: i64,
+        /// Restore a verified backup that holds the version, or run the rollback scripts
+        #[arg(long, value_enum, default_value_t = Strategy::Backup)]
+        strategy: Strategy,
+        /// Report what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the backups of the database
+    Backups,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Strategy {
+    Backup,
+    Scripts,
 }
 
 #[tokio::main]
@@ -141,6 +164,35 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             print(cli.json, &report?, print_migrate)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rollback {
+            to_version,
+            strategy,
+            dry_run,
+        } => {
+            let pool = open(&database, false, busy_timeout).await?;
+            let strategy = match strategy {
+                Strategy::Backup => RollbackStrategy::Backup,
+                Strategy::Scripts => RollbackStrategy::Scripts,
+            };
+            let report = if *dry_run {
+                migrator
+                    .rollback_dry_run(&pool, *to_version, strategy)
+                    .await
+            } else {
+                migrator.rollback(&pool, *to_version, strategy).await
+            };
+            if let Some(progress) = &progress {
+                progress.finish();
+            }
+            print(cli.json, &report?, print_rollback)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backups => {
+            let pool = open(&database, false, busy_timeout).await?;
+            let backups = migrator.backups(&pool).await?;
+            print(cli.json, backups.as_slice(), print_backups)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -185,7 +237,7 @@ async fn open(path: &Path, create: bool, busy_timeout: Duration) -> anyhow::Resu
         .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
-fn print<T: serde::Serialize>(
+fn print<T: serde::Serialize + ?Sized>(
     json: bool,
     value: &T,
     human: fn(&T) -> String,
@@ -218,15 +270,7 @@ fn print_status(report: &StatusReport) -> String {
                 State::Adopted => "adopted",
                 State::Pending => "pending",
             };
-            let applied_at = m
-                .applied_at
-                .map(|t| {
-                    let f = time::macros::format_description!(
-                        "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-                    );
-                    t.format(&f).unwrap_or_default()
-                })
-                .unwrap_or_else(|| "-".into());
+            let applied_at = m.applied_at.map_or_else(|| "-".into(), format_time);
             let checksum = match (m.known, m.checksum_ok) {
                 (false, _) => "unknown",
                 (_, Some(true)) => "ok",
@@ -287,6 +331,8 @@ fn print_migrate(report: &MigrateReport) -> String {
             Action::Adopted => "adopted",
             Action::WouldApply => "would apply",
             Action::WouldAdopt => "would adopt",
+            Action::RolledBack => "rolled back",
+            Action::WouldRollBack => "would roll back",
         };
         out.push_str(&format!(
             "{action:<12} {:>3} {}  ({} ms)\n",
@@ -314,6 +360,91 @@ fn print_migrate(report: &MigrateReport) -> String {
         out.push_str("dry run: nothing was changed\n");
     }
     out
+}
+
+fn print_rollback(report: &RollbackReport) -> String {
+    if report.is_noop() {
+        return format!(
+            "nothing to do: {} is at version {}, not above the version asked for\n",
+            report.database.display(),
+            report.from_version
+        );
+    }
+    let mut out = String::new();
+    let (restore, roll_back, discards) = if report.dry_run {
+        ("would restore", "would undo", "would discard")
+    } else {
+        ("restored", "undone", "discards")
+    };
+    if let Some(safety) = &report.safety_backup {
+        out.push_str(&format!("{:<14} {}\n", "safety backup", safety.display()));
+    }
+    if let Some(restored) = &report.restored_from {
+        out.push_str(&format!("{restore:<14} {}\n", restored.display()));
+    }
+    for m in &report.rolled_back {
+        out.push_str(&format!(
+            "{roll_back:<14} {:>3} {}  ({} ms)\n",
+            m.version, m.description, m.duration_ms
+        ));
+        for notice in &m.notices {
+            out.push_str(&format!("               note: {notice}\n"));
+        }
+        if let Some(sql) = &m.sql {
+            for line in sql.lines() {
+                out.push_str(&format!("               | {line}\n"));
+            }
+        }
+    }
+    let went = if report.dry_run {
+        "would go"
+    } else {
+        "rolled back"
+    };
+    out.push_str(&format!(
+        "{went:<14} version {} -> {}\n",
+        report.from_version, report.to_version
+    ));
+    if let Some(since) = report.discards_changes_since {
+        let kept = match &report.safety_backup {
+            Some(safety) => format!("the safety backup {} keeps them", safety.display()),
+            None => "a safety backup is taken first and keeps them".to_owned(),
+        };
+        out.push_str(&format!(
+            "note: the restore {discards} everything written after {}; {kept}\n",
+            format_time(since)
+        ));
+    }
+    if report.dry_run {
+        out.push_str("dry run: nothing was changed\n");
+    }
+    out
+}
+
+fn print_backups(backups: &[BackupInfo]) -> String {
+    if backups.is_empty() {
+        return "no backups\n".to_owned();
+    }
+    let rows: Vec<[String; 5]> = backups
+        .iter()
+        .map(|b| {
+            [
+                b.version
+                    .map_or_else(|| "unreadable".into(), |v| v.to_string()),
+                format_time(b.taken_at),
+                format!("{:?}", b.reason).to_lowercase(),
+                b.size.to_string(),
+                b.path.display().to_string(),
+            ]
+        })
+        .collect();
+    table(["VERSION", "TAKEN AT", "REASON", "BYTES", "PATH"], &rows)
+}
+
+fn format_time(at: time::OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    at.format(&format).unwrap_or_default()
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -150,6 +150,32 @@ pub enum Error {
         current: i64,
     },
 
+    /// A rollback to a version the database never had.
+    #[error(
+        "database {database} was never at version {version}: the versions applied are {applied:?} (0 is the version before any migration)"
+    )]
+    VersionNotApplied {
+        /// The database file.
+        database: PathBuf,
+        /// The version asked for.
+        version: i64,
+        /// The versions recorded in the history.
+        applied: Vec<i64>,
+    },
+
+    /// No backup of this database holds the version asked for.
+    #[error("no backup of {database} holds version {version}; the backups in {dir} are: {}; roll back with the rollback scripts instead (`--strategy scripts`)", format_backups(.available))]
+    NoBackup {
+        /// The database file.
+        database: PathBuf,
+        /// The version asked for.
+        version: i64,
+        /// The backup directory.
+        dir: PathBuf,
+        /// Every backup of the database, with the version it holds (`None`: unreadable).
+        available: Vec<(PathBuf, Option<i64>)>,
+    },
+
     // ----- running ------------------------------------------------------------------------------
     /// The write lock could not be taken within the busy timeout.
     #[error(
@@ -263,6 +289,26 @@ fn format_violations(violations: &[ForeignKeyViolation]) -> String {
         .map(|v| match v.rowid {
             Some(rowid) => format!("{} row {} -> {}", v.table, rowid, v.parent),
             None => format!("{} -> {}", v.table, v.parent),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn format_backups(backups: &[(PathBuf, Option<i64>)]) -> String {
+    if backups.is_empty() {
+        return "none".to_owned();
+    }
+    backups
+        .iter()
+        .map(|(path, version)| {
+            let name = path
+                .file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy();
+            match version {
+                Some(v) => format!("{name} (version {v})"),
+                None => format!("{name} (unreadable)"),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -104,6 +104,15 @@ pub(crate) async fn ensure_table(conn: &mut SqliteConnection) -> Result<(), sqlx
     sqlx::raw_sql(DDL).execute(conn).await.map(drop)
 }
 
+/// Drops the (empty) table: a database rolled back to version 0 is left as it was before the
+/// runner first touched it.
+pub(crate) async fn drop_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("DROP TABLE IF EXISTS _backstop_migrations")
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 /// What to record for one migration.
 pub(crate) struct NewRecord<'a> {
     pub version: i64,
@@ -131,6 +140,16 @@ pub(crate) async fn insert(
         record.execution_ms,
         method,
         record.backup,
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn delete(conn: &mut SqliteConnection, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM _backstop_migrations WHERE version = ?",
+        version
     )
     .execute(conn)
     .await

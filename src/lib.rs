@@ -29,7 +29,8 @@
 //! the runner owns it. A forward script's top-level `SELECT` statements are *notices*: each
 //! non-NULL value of their first column is reported to the user
 //! ([`MigrationOutcome::notices`]), so a script can say what it did
-//! (`SELECT 'kept ' || count(*) || ' rows in t_unmerged' FROM t_unmerged HAVING count(*) > 0;`).
+//! (`SELECT 'kept ' || n || ' rows in t_unmerged' FROM (SELECT count(*) AS n FROM t_unmerged)
+//! WHERE n > 0;`).
 //!
 //! # Use
 //!
@@ -81,13 +82,15 @@ pub mod error;
 mod history;
 mod plan;
 pub mod report;
+mod rollback;
 mod runner;
 pub mod source;
 mod sql;
 
 pub use error::Error;
 pub use report::{
-    Action, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus, State, StatusReport,
+    Action, BackupInfo, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus,
+    RollbackReport, RollbackStrategy, State, StatusReport,
 };
 pub use runner::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, Migrator};
 pub use source::{Migration, Source};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use crate::backup::{BackupProgress, Reason};
+pub use crate::backup::{BackupInfo, BackupProgress, Reason};
 pub use crate::history::Method;
 
 /// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),
@@ -77,6 +77,58 @@ pub enum Action {
     WouldApply,
     /// Dry run: the probe would adopt it.
     WouldAdopt,
+    /// Its rollback script ran and its probe confirmed the effect is gone.
+    RolledBack,
+    /// Dry run: its rollback script would run.
+    WouldRollBack,
+}
+
+/// How [`Migrator::rollback`](crate::Migrator::rollback) goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackStrategy {
+    /// Restore the newest verified backup that holds the version (the default). Exact, but
+    /// discards whatever was written after that backup was taken (the safety backup keeps it).
+    #[default]
+    Backup,
+    /// Run the rollback scripts, newest first, in one transaction. Keeps data written since,
+    /// as far as the scripts do.
+    Scripts,
+}
+
+/// The outcome of [`Migrator::rollback`](crate::Migrator::rollback) or
+/// [`rollback_dry_run`](crate::Migrator::rollback_dry_run).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RollbackReport {
+    /// The database file.
+    pub database: PathBuf,
+    /// The version before the rollback.
+    pub from_version: i64,
+    /// The version after it (for a dry run: the version it would reach).
+    pub to_version: i64,
+    /// How it went back.
+    pub strategy: RollbackStrategy,
+    /// Whether this was a rehearsal that changed nothing.
+    pub dry_run: bool,
+    /// The backup restored (or, for a dry run, that would be restored).
+    pub restored_from: Option<PathBuf>,
+    /// The backup of the state before the rollback, taken first so that the rollback itself
+    /// can be undone.
+    pub safety_backup: Option<PathBuf>,
+    /// For a restore: when the restored backup was taken. Everything written to the database
+    /// after that moment is gone from it (and kept in the safety backup).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub discards_changes_since: Option<OffsetDateTime>,
+    /// For the scripts strategy: each migration rolled back, newest first.
+    pub rolled_back: Vec<MigrationOutcome>,
+}
+
+impl RollbackReport {
+    /// Whether there was nothing to roll back.
+    pub fn is_noop(&self) -> bool {
+        self.from_version == self.to_version
+    }
 }
 
 /// The outcome of [`Migrator::status`](crate::Migrator::status).

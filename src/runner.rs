@@ -29,12 +29,12 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// steps.
 #[derive(Clone)]
 pub struct Migrator {
-    source: Source,
+    pub(crate) source: Source,
     backup_dir: Option<PathBuf>,
     keep_backups: usize,
-    busy_timeout: Duration,
+    pub(crate) busy_timeout: Duration,
     backups: bool,
-    progress: Option<ProgressFn>,
+    pub(crate) progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for Migrator {
@@ -49,10 +49,22 @@ impl std::fmt::Debug for Migrator {
     }
 }
 
+/// Whether a run keeps its changes or rehearses them in a transaction that is rolled back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Apply,
     Rehearse,
+}
+
+/// The runner's own connection, holding the write lock (`BEGIN IMMEDIATE`).
+pub(crate) struct Session {
+    pub conn: SqliteConnection,
+    /// The database as the pool names it.
+    pub database: PathBuf,
+    /// Its file (`None` in memory).
+    pub file: Option<PathBuf>,
+    /// The backup taken in this session.
+    pub backup: Option<PathBuf>,
 }
 
 impl Migrator {
@@ -188,15 +200,7 @@ impl Migrator {
     ) -> Result<MigrateReport, Error> {
         let database = display_name(pool);
         // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
-        let history = {
-            let mut conn = pool
-                .acquire()
-                .await
-                .map_err(|e| database_error(&database, "opening a connection", e))?;
-            History::read(&mut conn)
-                .await
-                .map_err(|e| database_error(&database, "reading the history", e))?
-        };
+        let history = read_history(pool, &database).await?;
         let first = plan::plan(&self.source, &history, target, &database)?;
         if first.pending.is_empty() {
             tracing::debug!(database = %database.display(), version = first.current, "up to date");
@@ -207,7 +211,30 @@ impl Migrator {
             ));
         }
 
-        // 2. A dedicated connection, foreign keys off before the transaction, write lock.
+        // 2. to 5., under the write lock.
+        let mut session = self.lock(pool, mode).await?;
+        let file = session.file.clone();
+        let result = self.migrate_locked(&mut session, target, mode).await;
+        let commit = mode == Mode::Apply && result.as_ref().is_ok_and(|r| !r.migrations.is_empty());
+        let report = self.finish(session, result, commit).await?;
+        if commit {
+            tracing::info!(
+                database = %database.display(),
+                from = report.from_version,
+                to = report.to_version,
+                "migrated"
+            );
+            if let (Some(file), Some(backup)) = (&file, &report.backup) {
+                self.prune(file, &[backup]);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Opens the runner's own connection (the pool's options, foreign keys off, the busy
+    /// timeout) and takes the write lock with `BEGIN IMMEDIATE`.
+    pub(crate) async fn lock(&self, pool: &SqlitePool, mode: Mode) -> Result<Session, Error> {
+        let database = display_name(pool);
         let mut options = (*pool.connect_options())
             .clone()
             .create_if_missing(false)
@@ -223,124 +250,138 @@ impl Migrator {
         tracing::info!(database = %database.display(), "waiting for the write lock");
         execute(&mut conn, "BEGIN IMMEDIATE")
             .await
-            .map_err(|e| database_error(&database, "taking the write lock", e))
-            .map_err(|e| self.busy(e))?;
+            .map_err(|e| self.busy(database_error(&database, "taking the write lock", e)))?;
+        Ok(Session {
+            conn,
+            database,
+            file,
+            backup: None,
+        })
+    }
 
-        let mut backup = None;
-        let result = self
-            .run_locked(
-                &mut conn,
-                target,
-                mode,
-                &database,
-                file.as_deref(),
-                &mut backup,
-            )
-            .await;
+    /// Ends a locked session: commits when `commit` and all went well, else rolls back; on an
+    /// error, removes the backup the session took (the database is unchanged, so it would
+    /// only duplicate it).
+    pub(crate) async fn finish<T>(
+        &self,
+        mut session: Session,
+        result: Result<T, Error>,
+        commit: bool,
+    ) -> Result<T, Error> {
+        let conn = &mut session.conn;
         let finished = match result {
-            Ok(report) if mode == Mode::Apply && !report.migrations.is_empty() => {
-                match execute(&mut conn, "COMMIT").await {
-                    Ok(()) => Ok(report),
-                    Err(e) => {
-                        // The commit may or may not have reached the disk: keep the backup.
-                        let _ = execute(&mut conn, "ROLLBACK").await;
-                        Err(self.busy(database_error(&database, "committing", e)))
-                    }
+            Ok(value) if commit => match execute(conn, "COMMIT").await {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // The commit may or may not have reached the disk: keep the backup.
+                    let _ = execute(conn, "ROLLBACK").await;
+                    Err(self.busy(database_error(&session.database, "committing", e)))
                 }
-            }
-            // A rehearsal, or nothing left to do once the lock was ours.
-            Ok(report) => execute(&mut conn, "ROLLBACK")
+            },
+            Ok(value) => execute(conn, "ROLLBACK")
                 .await
-                .map(|()| report)
-                .map_err(|e| database_error(&database, "rolling back", e)),
+                .map(|()| value)
+                .map_err(|e| database_error(&session.database, "rolling back", e)),
             Err(e) => {
-                let _ = execute(&mut conn, "ROLLBACK").await;
-                if let Some(path) = &backup {
-                    // The database is unchanged: the backup duplicates it.
-                    if let Err(err) = std::fs::remove_file(path) {
-                        tracing::warn!(path = %path.display(), %err, "could not remove the backup of a failed run");
-                    }
+                let _ = execute(conn, "ROLLBACK").await;
+                if let Some(path) = &session.backup
+                    && let Err(err) = std::fs::remove_file(path)
+                {
+                    tracing::warn!(path = %path.display(), %err, "could not remove the backup of a failed run");
                 }
                 Err(e)
             }
         };
-        let _ = conn.close().await;
-        let report = finished?;
-        if mode == Mode::Apply && !report.migrations.is_empty() {
-            tracing::info!(
-                database = %database.display(),
-                from = report.from_version,
-                to = report.to_version,
-                "migrated"
-            );
+        let _ = session.conn.close().await;
+        finished
+    }
+
+    /// Takes the session's backup of the database (which holds `version`), unless backups
+    /// are off or the database is in memory. Call before writing anything.
+    pub(crate) async fn take_backup(
+        &self,
+        session: &mut Session,
+        version: i64,
+        reason: Reason,
+    ) -> Result<(), Error> {
+        if !self.backups {
+            return Ok(());
         }
-        Ok(report)
+        let Some(file) = session.file.clone() else {
+            tracing::info!("in-memory database: there is no file to back up");
+            return Ok(());
+        };
+        let dir = self.backup_dir_of(&file);
+        dir.remove_partials().map_err(|e| Error::Backup {
+            database: session.database.clone(),
+            path: dir.path().to_owned(),
+            reason: format!("cannot clean up interrupted backups: {e}"),
+        })?;
+        let (path, _) = dir
+            .take(
+                &file,
+                version,
+                reason,
+                None,
+                self.busy_timeout,
+                self.progress.clone(),
+            )
+            .await?;
+        session.backup = Some(path);
+        Ok(())
+    }
+
+    pub(crate) fn backup_dir_of(&self, file: &Path) -> BackupDir {
+        BackupDir::new(file, self.backup_dir.as_deref())
+    }
+
+    /// Applies retention to the backups of the database `file` after a successful run,
+    /// keeping `protect`. Failures are logged, not returned: the run itself succeeded.
+    pub(crate) fn prune(&self, file: &Path, protect: &[&Path]) {
+        let dir = self.backup_dir_of(file);
+        if let Err(err) = dir.prune(self.keep_backups, protect) {
+            tracing::warn!(dir = %dir.path().display(), %err, "could not prune old backups");
+        }
     }
 
     /// Steps 2 to 5 under the write lock. A report without migrations: another process
     /// migrated while this one waited for the lock.
-    async fn run_locked(
+    async fn migrate_locked(
         &self,
-        conn: &mut SqliteConnection,
+        session: &mut Session,
         target: Option<i64>,
         mode: Mode,
-        database: &Path,
-        file: Option<&Path>,
-        backup_taken: &mut Option<PathBuf>,
     ) -> Result<MigrateReport, Error> {
-        let db_err = |context: &'static str| move |e| database_error(database, context, e);
-        let history = History::read(conn)
+        let database = session.database.clone();
+        let db_err = |context: &'static str| {
+            let database = database.clone();
+            move |e| database_error(&database, context, e)
+        };
+        let history = History::read(&mut session.conn)
             .await
             .map_err(db_err("reading the history under the lock"))?;
-        let plan = plan::plan(&self.source, &history, target, database)?;
+        let plan = plan::plan(&self.source, &history, target, &database)?;
         if plan.pending.is_empty() {
             tracing::info!(database = %database.display(), "another process migrated meanwhile");
             return Ok(MigrateReport::up_to_date(
-                database.to_owned(),
+                database,
                 plan.current,
                 mode == Mode::Rehearse,
             ));
         }
 
         // 3. The backup, before anything is written.
-        if mode == Mode::Apply && self.backups {
-            match file {
-                Some(file) => {
-                    let dir = BackupDir::new(file, self.backup_dir.as_deref());
-                    dir.remove_partials().map_err(|e| Error::Backup {
-                        database: database.to_owned(),
-                        path: dir.path().to_owned(),
-                        reason: format!("cannot clean up interrupted backups: {e}"),
-                    })?;
-                    let path = dir
-                        .take(
-                            file,
-                            plan.current,
-                            Reason::Migrate,
-                            self.busy_timeout,
-                            self.progress.clone(),
-                        )
-                        .await?;
-                    *backup_taken = Some(path);
-                }
-                None => tracing::info!("in-memory database: there is no file to back up"),
-            }
+        if mode == Mode::Apply {
+            self.take_backup(session, plan.current, Reason::Migrate)
+                .await?;
         }
-        let backup_name = backup_taken
+        let backup_name = session
+            .backup
             .as_deref()
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned());
-
-        let fk_before = if has_foreign_keys(conn)
-            .await
-            .map_err(db_err("listing foreign keys"))?
-        {
-            foreign_key_violations(conn)
-                .await
-                .map_err(db_err("checking foreign keys before the run"))?
-        } else {
-            Vec::new()
-        };
+        let conn = &mut session.conn;
+        let fk_before = foreign_keys_before(conn, &database).await?;
         history::ensure_table(conn)
             .await
             .map_err(db_err("creating the history table"))?;
@@ -349,29 +390,21 @@ impl Migrator {
         let mut outcomes = Vec::with_capacity(plan.pending.len());
         for migration in &plan.pending {
             let outcome = self
-                .run_one(conn, migration, mode, backup_name.as_deref(), database)
+                .run_one(conn, migration, mode, backup_name.as_deref(), &database)
                 .await?;
             outcomes.push(outcome);
         }
 
         // 5. No new foreign-key violation.
-        let fk_after = foreign_key_violations(conn)
-            .await
-            .map_err(db_err("checking foreign keys after the run"))?;
-        let introduced = new_violations(&fk_before, fk_after);
-        if !introduced.is_empty() {
-            return Err(Error::ForeignKeyViolation {
-                versions: plan.pending.iter().map(|m| m.version()).collect(),
-                violations: introduced,
-            });
-        }
+        let versions: Vec<i64> = plan.pending.iter().map(|m| m.version()).collect();
+        check_foreign_keys(conn, &database, &fk_before, versions).await?;
 
         Ok(MigrateReport {
-            database: database.to_owned(),
+            database,
             from_version: plan.current,
             to_version: plan.target(),
             dry_run: mode == Mode::Rehearse,
-            backup: backup_taken.clone(),
+            backup: session.backup.clone(),
             migrations: outcomes,
         })
     }
@@ -443,7 +476,7 @@ impl Migrator {
     }
 
     /// Turns a lock timeout into [`Error::Busy`].
-    fn busy(&self, error: Error) -> Error {
+    pub(crate) fn busy(&self, error: Error) -> Error {
         match error {
             Error::Database {
                 database, cause, ..
@@ -560,6 +593,44 @@ fn value_text(row: &SqliteRow, index: usize) -> Option<String> {
             .ok()
             .map(|v| format!("<{} bytes>", v.len())),
         _ => row.try_get::<String, _>(index).ok(),
+    }
+}
+
+/// The foreign-key violations present before a run (none are looked for when no table has a
+/// foreign key, which spares a scan of every table).
+pub(crate) async fn foreign_keys_before(
+    conn: &mut SqliteConnection,
+    database: &Path,
+) -> Result<Vec<ForeignKeyViolation>, Error> {
+    let has = has_foreign_keys(conn)
+        .await
+        .map_err(|e| database_error(database, "listing foreign keys", e))?;
+    if !has {
+        return Ok(Vec::new());
+    }
+    foreign_key_violations(conn)
+        .await
+        .map_err(|e| database_error(database, "checking foreign keys before the run", e))
+}
+
+/// Fails when the run left foreign-key violations that were not there `before`.
+pub(crate) async fn check_foreign_keys(
+    conn: &mut SqliteConnection,
+    database: &Path,
+    before: &[ForeignKeyViolation],
+    versions: Vec<i64>,
+) -> Result<(), Error> {
+    let after = foreign_key_violations(conn)
+        .await
+        .map_err(|e| database_error(database, "checking foreign keys after the run", e))?;
+    let introduced = new_violations(before, after);
+    if introduced.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ForeignKeyViolation {
+            versions,
+            violations: introduced,
+        })
     }
 }
 
@@ -683,4 +754,29 @@ fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
 fn is_busy(error: &sqlx::Error) -> bool {
     sqlite_code(error).is_some_and(|c| c & 0xff == 5 || c & 0xff == 6)
+}
+
+/// Reads the history on a pool connection, without a lock.
+pub(crate) async fn read_history(pool: &SqlitePool, database: &Path) -> Result<History, Error> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| database_error(database, "opening a connection", e))?;
+    History::read(&mut conn)
+        .await
+        .map_err(|e| database_error(database, "reading the history", e))
+}
+
+/// The file of the pool's main database (`None` in memory), as SQLite resolved it.
+pub(crate) async fn database_file(
+    pool: &SqlitePool,
+    database: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| database_error(database, "opening a connection", e))?;
+    main_file(&mut conn)
+        .await
+        .map_err(|e| database_error(database, "locating the database file", e))
 }

@@ -130,6 +130,10 @@ impl Migration {
         &self.forward
     }
 
+    pub(crate) fn rollback(&self) -> &Script {
+        &self.rollback
+    }
+
     pub(crate) fn probe(&self) -> &Script {
         &self.probe
     }

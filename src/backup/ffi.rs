@@ -2,11 +2,10 @@
 //! connections it needs, in the shape of rusqlite's `backup` module: every raw object is owned
 //! by a value whose `Drop` releases it.
 //!
-//! These connections are private to the blocking thread that opens them; they never cross an
-//! `.await` and are never shared with sqlx's worker threads.
+//! These connections are opened by this crate, never shared with sqlx's worker threads, and
+//! used by one thread at a time (they may move between blocking tasks, never be shared).
 
 use std::ffi::{CStr, CString, c_int};
-use std::marker::PhantomData;
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::time::Duration;
@@ -16,6 +15,18 @@ use libsqlite3_sys as ffi;
 /// A raw connection opened with `sqlite3_open_v2`, closed on drop.
 pub(crate) struct RawConnection {
     db: NonNull<ffi::sqlite3>,
+}
+
+// SAFETY: SQLite connections (here opened in the multi-thread mode, `SQLITE_OPEN_NOMUTEX`) may be
+// used from any thread as long as no two threads use one at the same time. `RawConnection` is
+// not `Sync` and every method takes `&self`/`&mut self` from its single owner, so moving it to
+// another thread (e.g. into a blocking task) is sound. File locks are per process, not per thread.
+unsafe impl Send for RawConnection {}
+
+impl AsRef<RawConnection> for RawConnection {
+    fn as_ref(&self) -> &RawConnection {
+        self
+    }
 }
 
 /// How to open a [`RawConnection`].
@@ -76,6 +87,26 @@ impl RawConnection {
         }
     }
 
+    /// The "data version" of the main database's pager: it changes whenever the database file
+    /// changes, through this connection or any other (`SQLITE_FCNTL_DATA_VERSION`).
+    pub fn data_version(&self) -> Result<u32, String> {
+        let mut version: u32 = 0;
+        // SAFETY: open connection; the file control writes one `unsigned int` to the pointer.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_DATA_VERSION,
+                (&raw mut version).cast(),
+            )
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(version)
+        } else {
+            Err(error_string(rc))
+        }
+    }
+
     fn errmsg(&self) -> String {
         // SAFETY: open connection; the message is copied before any other call on it.
         unsafe {
@@ -97,12 +128,20 @@ impl Drop for RawConnection {
     }
 }
 
-/// An online backup from one connection to another, finished on drop.
-pub(crate) struct Backup<'a> {
+/// An online backup from one connection's main database to another's, finished on drop.
+///
+/// `D` and `S` are the destination and source connections, owned or borrowed. SQLite forbids
+/// any use of the destination while the backup is open; owning it, or holding the only
+/// `&mut` to it, makes sure of that.
+pub(crate) struct Backup<D: AsRef<RawConnection>, S: AsRef<RawConnection>> {
     raw: NonNull<ffi::sqlite3_backup>,
-    dest: &'a RawConnection,
-    _src: PhantomData<&'a RawConnection>,
+    dest: D,
+    src: S,
 }
+
+// SAFETY: the backup object belongs to its two connections, which move with it (see the
+// `Send` impl of `RawConnection`); it is used by one thread at a time.
+unsafe impl<D: AsRef<RawConnection> + Send, S: AsRef<RawConnection> + Send> Send for Backup<D, S> {}
 
 /// Outcome of one [`Backup::step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,41 +152,43 @@ pub(crate) enum Step {
     More,
 }
 
-impl<'a> Backup<'a> {
-    /// Starts a backup of `src`'s main database into `dest`'s. `dest` is borrowed mutably: SQLite
-    /// forbids using the destination while the backup is open.
-    pub fn new(dest: &'a mut RawConnection, src: &'a RawConnection) -> Result<Self, String> {
+impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Backup<D, S> {
+    /// Starts a backup of `src`'s main database into `dest`'s. The destination may have no
+    /// open transaction.
+    pub fn new(dest: D, src: S) -> Result<Self, String> {
         let main = c"main";
-        // SAFETY: both connections are open and outlive the backup object (lifetime `'a`).
+        // SAFETY: both connections are open and, being fields of the returned value, outlive
+        // the backup object, which `Drop` finishes before they are released.
         let raw = unsafe {
             ffi::sqlite3_backup_init(
-                dest.db.as_ptr(),
+                dest.as_ref().db.as_ptr(),
                 main.as_ptr(),
-                src.db.as_ptr(),
+                src.as_ref().db.as_ptr(),
                 main.as_ptr(),
             )
         };
-        let dest: &'a RawConnection = dest;
         match NonNull::new(raw) {
-            Some(raw) => Ok(Backup {
-                raw,
-                dest,
-                _src: PhantomData,
-            }),
-            None => Err(dest.errmsg()),
+            Some(raw) => Ok(Backup { raw, dest, src }),
+            None => Err(dest.as_ref().errmsg()),
         }
     }
 
-    /// Copies up to `pages` pages (-1: all).
+    /// Copies up to `pages` pages (-1: all). The first step takes the destination's write
+    /// lock, which is held until the backup is done or finished: a step of 0 pages only takes
+    /// the lock (unless the source is empty, in which case the backup completes).
     pub fn step(&mut self, pages: c_int) -> Result<Step, String> {
         // SAFETY: the backup object is live until `finish`/drop.
         match unsafe { ffi::sqlite3_backup_step(self.raw.as_ptr(), pages) } {
             ffi::SQLITE_DONE => Ok(Step::Done),
             ffi::SQLITE_OK => Ok(Step::More),
             ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => {
-                Err("the source database stayed locked past the busy timeout".into())
+                Err("the database stayed locked past the busy timeout".into())
             }
-            rc => Err(format!("{} ({})", self.dest.errmsg(), error_string(rc))),
+            rc => Err(format!(
+                "{} ({})",
+                self.dest.as_ref().errmsg(),
+                error_string(rc)
+            )),
         }
     }
 
@@ -165,20 +206,28 @@ impl<'a> Backup<'a> {
         (total.saturating_sub(remaining), total)
     }
 
-    /// Releases the backup object and reports any error of the whole operation.
-    pub fn finish(self) -> Result<(), String> {
-        let raw = self.raw;
-        let dest = self.dest;
-        std::mem::forget(self);
-        // SAFETY: the object is live and, having forgotten `self`, is finished exactly once.
-        match unsafe { ffi::sqlite3_backup_finish(raw.as_ptr()) } {
-            ffi::SQLITE_OK => Ok(()),
-            rc => Err(format!("{} ({})", dest.errmsg(), error_string(rc))),
+    /// The destination connection (only to read its pager's state; never to run SQL).
+    pub fn dest(&self) -> &RawConnection {
+        self.dest.as_ref()
+    }
+
+    /// Releases the backup object, reports any error of the whole operation and hands the
+    /// connections back. Finishing a backup that is not done rolls the destination's
+    /// transaction back: nothing is written.
+    pub fn finish(self) -> Result<(D, S), String> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the object is live; `this` is never dropped, so it is finished exactly once.
+        let rc = unsafe { ffi::sqlite3_backup_finish(this.raw.as_ptr()) };
+        // SAFETY: each field is moved out once and `this` is never used again.
+        let (dest, src) = unsafe { (ptr::read(&this.dest), ptr::read(&this.src)) };
+        match rc {
+            ffi::SQLITE_OK => Ok((dest, src)),
+            rc => Err(format!("{} ({})", dest.as_ref().errmsg(), error_string(rc))),
         }
     }
 }
 
-impl Drop for Backup<'_> {
+impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Drop for Backup<D, S> {
     fn drop(&mut self) {
         // SAFETY: the object is live; finishing releases it (errors are moot on this path).
         unsafe { ffi::sqlite3_backup_finish(self.raw.as_ptr()) };
