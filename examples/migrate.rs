@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use backstop::{
     Action, BackupInfo, MigrateReport, Migrator, RollbackReport, RollbackStrategy, Source, State,
     StatusReport,
@@ -101,12 +100,16 @@ async fn main() -> ExitCode {
     match run(&cli).await {
         Ok(code) => code,
         Err(error) => {
-            let message = match error.downcast_ref::<backstop::Error>() {
-                Some(error) => error.to_string(),
-                None => format!("{error:#}"),
+            // Errors name their kind: the library's (`backstop::Error::kind`), or the CLI's own.
+            let (kind, message) = if let Some(error) = error.downcast_ref::<backstop::Error>() {
+                (error.kind(), error.to_string())
+            } else if let Some(error) = error.downcast_ref::<CliError>() {
+                (error.kind, format!("{error:#}"))
+            } else {
+                ("other", format!("{error:#}"))
             };
             if cli.json {
-                eprintln!("{}", serde_json::json!({ "error": message }));
+                eprintln!("{}", serde_json::json!({ "error": message, "kind": kind }));
             } else {
                 eprintln!("error: {message}");
             }
@@ -122,10 +125,14 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         None => backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?,
     };
     if !cli.busy_timeout.is_finite() || cli.busy_timeout < 0.0 {
-        bail!(
-            "--busy-timeout must be a number of seconds, not {}",
-            cli.busy_timeout
-        );
+        return Err(CliError::new(
+            "invalid_argument",
+            format!(
+                "--busy-timeout must be a number of seconds, not {}",
+                cli.busy_timeout
+            ),
+        )
+        .into());
     }
     let busy_timeout = Duration::from_secs_f64(cli.busy_timeout);
     let mut migrator = Migrator::new(source)
@@ -204,10 +211,20 @@ fn database_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             if !url.starts_with("sqlite:") {
-                bail!("DATABASE_URL={url:?} is not a sqlite: URL; pass --database PATH instead");
+                return Err(CliError::new(
+                    "invalid_argument",
+                    format!(
+                        "DATABASE_URL={url:?} is not a sqlite: URL; pass --database PATH instead"
+                    ),
+                )
+                .into());
             }
-            let options = SqliteConnectOptions::from_str(&url)
-                .with_context(|| format!("DATABASE_URL={url:?} is not a valid sqlite: URL"))?;
+            let options = SqliteConnectOptions::from_str(&url).map_err(|e| {
+                CliError::new(
+                    "invalid_argument",
+                    format!("DATABASE_URL={url:?} is not a valid sqlite: URL: {e}"),
+                )
+            })?;
             Ok(options.get_filename().to_owned())
         }
         _ => Ok(PathBuf::from(DEFAULT_DATABASE)),
@@ -217,14 +234,26 @@ fn database_path(cli: &Cli) -> anyhow::Result<PathBuf> {
 /// Opens a pool on the database. Only `migrate` may create it (and its directory).
 async fn open(path: &Path, create: bool, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
     if path.is_dir() {
-        bail!("{}: is a directory, not a database file", path.display());
+        return Err(CliError::new(
+            "database_path",
+            format!("{}: is a directory, not a database file", path.display()),
+        )
+        .into());
     }
     if !create && !path.exists() {
-        bail!("database {} does not exist", path.display());
+        return Err(CliError::new(
+            "database_path",
+            format!("database {} does not exist", path.display()),
+        )
+        .into());
     }
     if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            CliError::new(
+                "database_path",
+                format!("cannot create the directory {}: {e}", parent.display()),
+            )
+        })?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -234,7 +263,13 @@ async fn open(path: &Path, create: bool, busy_timeout: Duration) -> anyhow::Resu
         .max_connections(2)
         .connect_with(options)
         .await
-        .with_context(|| format!("cannot open the database {}", path.display()))
+        .map_err(|e| {
+            CliError::new(
+                "database_path",
+                format!("cannot open the database {}: {e}", path.display()),
+            )
+            .into()
+        })
 }
 
 fn print<T: serde::Serialize + ?Sized>(
@@ -471,6 +506,20 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// An error of the CLI itself (not of the library), with its kind for `--json`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct CliError {
+    kind: &'static str,
+    message: String,
+}
+
+impl CliError {
+    fn new(kind: &'static str, message: String) -> Self {
+        CliError { kind, message }
+    }
 }
 
 /// A progress bar on stderr for backups that take more than a second.
