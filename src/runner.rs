@@ -251,6 +251,7 @@ impl Migrator {
         execute(&mut conn, "BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.busy(database_error(&database, "taking the write lock", e)))?;
+        tracing::info!(database = %database.display(), "write lock taken");
         Ok(Session {
             conn,
             database,
@@ -269,9 +270,15 @@ impl Migrator {
         commit: bool,
     ) -> Result<T, Error> {
         let conn = &mut session.conn;
+        if commit && result.is_ok() {
+            tracing::info!(database = %session.database.display(), "committing");
+        }
         let finished = match result {
             Ok(value) if commit => match execute(conn, "COMMIT").await {
-                Ok(()) => Ok(value),
+                Ok(()) => {
+                    tracing::info!(database = %session.database.display(), "committed");
+                    Ok(value)
+                }
                 Err(e) => {
                     // The commit may or may not have reached the disk: keep the backup.
                     let _ = execute(conn, "ROLLBACK").await;

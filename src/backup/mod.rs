@@ -242,6 +242,7 @@ impl BackupDir {
         let name = format!("{}{stamp}-v{version}-{}", self.prefix(), reason.as_str());
         let partial = self.dir.join(format!(".{name}.partial"));
         let target = self.dir.join(format!("{name}.sqlite3"));
+        tracing::info!(path = %target.display(), version, "taking a backup");
 
         let mut returned = None;
         let result = async {

@@ -129,30 +129,54 @@ pub async fn query_i64(path: &Path, sql: &str) -> i64 {
 /// A full, deterministic dump of a database: every schema object and every row of every
 /// table, values tagged with their types.
 pub async fn dump(path: &Path) -> String {
+    let mut out = String::new();
+    dump_into(path, &[], &mut |line| {
+        out.push_str(line);
+        out.push('\n');
+    })
+    .await;
+    out
+}
+
+pub async fn dump_conn(conn: &mut SqliteConnection) -> String {
+    let mut out = String::new();
+    dump_conn_into(conn, &[], &mut |line| {
+        out.push_str(line);
+        out.push('\n');
+    })
+    .await;
+    out
+}
+
+/// Feeds the dump of a database to `sink` line by line; the rows of the tables in `skip_rows`
+/// are left out (their schema is not).
+pub async fn dump_into(path: &Path, skip_rows: &[&str], sink: &mut dyn FnMut(&str)) {
     let mut conn = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
         .connect()
         .await
         .expect("open for dump");
-    let out = dump_conn(&mut conn).await;
+    dump_conn_into(&mut conn, skip_rows, sink).await;
     conn.close().await.unwrap();
-    out
 }
 
-pub async fn dump_conn(conn: &mut SqliteConnection) -> String {
+async fn dump_conn_into(
+    conn: &mut SqliteConnection,
+    skip_rows: &[&str],
+    sink: &mut dyn FnMut(&str),
+) {
     let objects = sqlx::query(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
     )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
-    let mut out = String::new();
     let mut tables = Vec::new();
     for row in &objects {
         let (kind, name, sql): (String, String, String) = (row.get(0), row.get(1), row.get(3));
-        out.push_str(&format!("{kind} {name}: {sql}\n"));
-        if kind == "table" && !name.starts_with("sqlite_") {
+        sink(&format!("{kind} {name}: {sql}"));
+        if kind == "table" && !name.starts_with("sqlite_") && !skip_rows.contains(&name.as_str()) {
             tables.push(name);
         }
     }
@@ -171,14 +195,12 @@ pub async fn dump_conn(conn: &mut SqliteConnection) -> String {
         .fetch_all(&mut *conn)
         .await
         .unwrap();
-        out.push_str(&format!("-- {table}: {} rows\n", rows.len()));
+        sink(&format!("-- {table}: {} rows", rows.len()));
         for row in rows {
             let cells: Vec<String> = (0..row.len()).map(|i| cell(&row, i)).collect();
-            out.push_str(&cells.join("|"));
-            out.push('\n');
+            sink(&cells.join("|"));
         }
     }
-    out
 }
 
 fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
@@ -200,7 +222,18 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 of [`dump`].
 pub async fn content_hash(path: &Path) -> String {
-    hex(&Sha256::digest(dump(path).await.as_bytes()))
+    content_hash_without(path, &[]).await
+}
+
+/// SHA-256 of the dump, without the rows of the tables in `skip_rows`.
+pub async fn content_hash_without(path: &Path, skip_rows: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    dump_into(path, skip_rows, &mut |line| {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    })
+    .await;
+    hex(&hasher.finalize())
 }
 
 /// The versions recorded in the history table, with how each was applied.
