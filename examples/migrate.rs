@@ -90,13 +90,18 @@ enum Strategy {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // Log events go to stderr (RUST_LOG chooses which; warnings by default). Under --json they
+    // are JSON lines too, so that stderr stays machine-readable: an error is its last line.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.json {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match run(&cli).await {
         Ok(code) => code,
         Err(error) => {
@@ -159,6 +164,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Migrate { dry_run, target } => {
+            let fresh = Fresh::before_creating(&database);
             let pool = open(&database, !dry_run, busy_timeout).await?;
             let report = match (dry_run, target) {
                 (true, target) => migrator.dry_run(&pool, *target).await,
@@ -167,6 +173,10 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             if let Some(progress) = &progress {
                 progress.finish();
+            }
+            if report.is_err() {
+                pool.close().await;
+                fresh.undo();
             }
             print(cli.json, &report?, print_migrate)?;
             Ok(ExitCode::SUCCESS)
@@ -228,6 +238,42 @@ fn database_path(cli: &Cli) -> anyhow::Result<PathBuf> {
             Ok(options.get_filename().to_owned())
         }
         _ => Ok(PathBuf::from(DEFAULT_DATABASE)),
+    }
+}
+
+/// What `migrate` is about to create for a new database: the file and missing directories,
+/// removed again when the migration fails (the run changed nothing, so nothing should remain).
+struct Fresh {
+    file: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Fresh {
+    fn before_creating(path: &Path) -> Self {
+        let dirs = path
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+            .take_while(|d| !d.exists())
+            .map(Path::to_owned)
+            .collect();
+        Fresh {
+            file: (!path.exists()).then(|| path.to_owned()),
+            dirs,
+        }
+    }
+
+    fn undo(self) {
+        if let Some(file) = &self.file
+            && std::fs::metadata(file).is_ok_and(|m| m.len() == 0)
+        {
+            for suffix in ["", "-journal", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

@@ -89,7 +89,7 @@ mod sql;
 
 pub use error::Error;
 pub use report::{
-    Action, BackupInfo, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus,
+    Action, BackupInfo, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus, Reason,
     RollbackReport, RollbackStrategy, State, StatusReport,
 };
 pub use runner::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, Migrator};

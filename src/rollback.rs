@@ -387,11 +387,9 @@ impl Migrator {
             return Ok(None);
         }
         let dir = self.backup_dir_of(file);
-        dir.remove_partials().map_err(|e| Error::Backup {
-            database: database.clone(),
-            path: dir.path().to_owned(),
-            reason: format!("cannot clean up interrupted backups: {e}"),
-        })?;
+        if dir.prepare(&database)? {
+            session.created_dir = Some(dir.path().to_owned());
+        }
         let path = file.to_owned();
         let live_conn = blocking(move || RawConnection::open(&path, OpenMode::Existing))
             .await

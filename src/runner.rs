@@ -65,6 +65,8 @@ pub(crate) struct Session {
     pub file: Option<PathBuf>,
     /// The backup taken in this session.
     pub backup: Option<PathBuf>,
+    /// The backup directory, when this session created it.
+    pub created_dir: Option<PathBuf>,
 }
 
 impl Migrator {
@@ -257,12 +259,13 @@ impl Migrator {
             database,
             file,
             backup: None,
+            created_dir: None,
         })
     }
 
     /// Ends a locked session: commits when `commit` and all went well, else rolls back; on an
     /// error, removes the backup the session took (the database is unchanged, so it would
-    /// only duplicate it).
+    /// only duplicate it), and the backup directory if the session created it.
     pub(crate) async fn finish<T>(
         &self,
         mut session: Session,
@@ -296,6 +299,10 @@ impl Migrator {
                 {
                     tracing::warn!(path = %path.display(), %err, "could not remove the backup of a failed run");
                 }
+                if let Some(dir) = &session.created_dir {
+                    // Only when empty: nothing but this run's backup was ever in it.
+                    let _ = std::fs::remove_dir(dir);
+                }
                 Err(e)
             }
         };
@@ -319,11 +326,9 @@ impl Migrator {
             return Ok(());
         };
         let dir = self.backup_dir_of(&file);
-        dir.remove_partials().map_err(|e| Error::Backup {
-            database: session.database.clone(),
-            path: dir.path().to_owned(),
-            reason: format!("cannot clean up interrupted backups: {e}"),
-        })?;
+        if dir.prepare(&session.database)? {
+            session.created_dir = Some(dir.path().to_owned());
+        }
         let (path, _) = dir
             .take(
                 &file,

@@ -155,7 +155,7 @@ impl Source {
             let cause = if dir.exists() {
                 std::io::Error::other("not a directory")
             } else {
-                std::io::Error::from(std::io::ErrorKind::NotFound)
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the directory does not exist")
             };
             return Err(io(cause));
         }
@@ -216,58 +216,66 @@ impl Source {
     }
 
     fn from_files(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
-        // Sort so that errors (and duplicates' "first") do not depend on directory order.
+        // Sorted, so that errors do not depend on the order of the directory.
         files.sort();
+        let mut parsed = Vec::with_capacity(files.len());
+        for (path, bytes) in files {
+            parsed.push((FileName::parse(&path)?, path, bytes));
+        }
+        // One version, one `NNN_description`: name the forward scripts of a clash when they exist.
+        let mut stems: BTreeMap<i64, BTreeMap<&str, &Path>> = BTreeMap::new();
+        for (name, path, _) in &parsed {
+            let shown = stems
+                .entry(name.version)
+                .or_default()
+                .entry(&name.stem)
+                .or_insert(path);
+            if name.kind == Kind::Forward {
+                *shown = path;
+            }
+        }
+        for (version, stems) in &stems {
+            if let [(_, first), (_, second), ..] = stems.iter().collect::<Vec<_>>()[..] {
+                return Err(Error::DuplicateVersion {
+                    version: *version,
+                    first: first.to_path_buf(),
+                    second: second.to_path_buf(),
+                });
+            }
+        }
+
         #[derive(Default)]
         struct Parts {
-            description: String,
             forward: Option<Script>,
             rollback: Option<Script>,
             probe: Option<Script>,
-            any_path: PathBuf,
         }
-        let mut by_version: BTreeMap<i64, Parts> = BTreeMap::new();
-        for (path, bytes) in files {
-            let name = FileName::parse(&path)?;
-            let text = decode(&path, bytes)?;
-            let parts = by_version.entry(name.version).or_default();
-            let slot = match name.kind {
-                Kind::Forward => &mut parts.forward,
-                Kind::Rollback => &mut parts.rollback,
-                Kind::Probe => &mut parts.probe,
-            };
-            let taken = slot.as_ref().map(|s| s.path.clone()).or_else(|| {
-                (!parts.description.is_empty() && parts.description != name.description)
-                    .then(|| parts.any_path.clone())
-            });
-            if let Some(first) = taken {
-                return Err(Error::DuplicateVersion {
-                    version: name.version,
-                    first,
-                    second: path,
-                });
+        let mut by_version: BTreeMap<i64, (FileName, PathBuf, Parts)> = BTreeMap::new();
+        for (name, path, bytes) in parsed {
+            let script = Script::new(path.clone(), decode(&path, bytes)?, name.kind)?;
+            let kind = name.kind;
+            let (_, _, parts) = by_version
+                .entry(name.version)
+                .or_insert_with(|| (name, path, Parts::default()));
+            match kind {
+                Kind::Forward => parts.forward = Some(script),
+                Kind::Rollback => parts.rollback = Some(script),
+                Kind::Probe => parts.probe = Some(script),
             }
-            let script = Script::new(path.clone(), text, name.kind)?;
-            *slot = Some(script);
-            parts.description = name.description;
-            parts.any_path = path;
         }
         let mut migrations = Vec::with_capacity(by_version.len());
-        for (version, parts) in by_version {
-            let dir = parts.any_path.parent().unwrap_or(Path::new("")).to_owned();
+        for (version, (name, any_path, parts)) in by_version {
+            let dir = any_path.parent().unwrap_or(Path::new(""));
             let expect = |suffix: &str| Error::MissingFile {
                 version,
-                expected: dir.join(format!(
-                    "{}{suffix}",
-                    stem_of(&parts.any_path, &parts.description)
-                )),
+                expected: dir.join(format!("{}{suffix}", name.stem)),
             };
             let forward = parts.forward.ok_or_else(|| expect(".sql"))?;
             let rollback = parts.rollback.ok_or_else(|| expect(".rollback.sql"))?;
             let probe = parts.probe.ok_or_else(|| expect(".probe.sql"))?;
             migrations.push(Migration {
                 version,
-                description: parts.description,
+                description: name.description,
                 checksum: Checksum::of(&forward.text),
                 forward,
                 rollback,
@@ -283,13 +291,6 @@ fn is_candidate(name: &str) -> bool {
     name.ends_with(".sql") && !name.starts_with('.')
 }
 
-/// `NNN_description` of a file, as written (keeps the original zero-padding).
-fn stem_of(path: &Path, description: &str) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
-    format!("{digits}_{description}")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Forward,
@@ -300,6 +301,8 @@ enum Kind {
 struct FileName {
     version: i64,
     description: String,
+    /// `NNN_description` as written (with its zero-padding).
+    stem: String,
     kind: Kind,
 }
 
@@ -344,13 +347,21 @@ impl FileName {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
         {
+            let hint = match description.rsplit_once('.') {
+                Some((_, "down" | "undo" | "revert")) => {
+                    "; a rollback script is named NNN_description.rollback.sql"
+                }
+                Some((_, "up")) => "; a forward script is named NNN_description.sql",
+                _ => "",
+            };
             return Err(invalid(&format!(
-                "the description contains {bad:?}, which is not allowed"
+                "the description contains {bad:?}, which is not allowed{hint}"
             )));
         }
         Ok(FileName {
             version,
             description: description.to_owned(),
+            stem: stem.to_owned(),
             kind,
         })
     }

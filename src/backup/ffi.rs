@@ -178,17 +178,17 @@ impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Backup<D, S> {
     /// the lock (unless the source is empty, in which case the backup completes).
     pub fn step(&mut self, pages: c_int) -> Result<Step, String> {
         // SAFETY: the backup object is live until `finish`/drop.
-        match unsafe { ffi::sqlite3_backup_step(self.raw.as_ptr(), pages) } {
+        let rc = unsafe { ffi::sqlite3_backup_step(self.raw.as_ptr(), pages) };
+        // Read at once: the OS error of a failed read or write (what SQLite's unix VFS reports
+        // as its "last error"), before anything else can change it.
+        let os_error = std::io::Error::last_os_error();
+        match rc {
             ffi::SQLITE_DONE => Ok(Step::Done),
             ffi::SQLITE_OK => Ok(Step::More),
             ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => {
                 Err("the database stayed locked past the busy timeout".into())
             }
-            rc => Err(format!(
-                "{} ({})",
-                self.dest.as_ref().errmsg(),
-                error_string(rc)
-            )),
+            rc => Err(describe(rc, &os_error)),
         }
     }
 
@@ -222,7 +222,7 @@ impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Backup<D, S> {
         let (dest, src) = unsafe { (ptr::read(&this.dest), ptr::read(&this.src)) };
         match rc {
             ffi::SQLITE_OK => Ok((dest, src)),
-            rc => Err(format!("{} ({})", dest.as_ref().errmsg(), error_string(rc))),
+            rc => Err(format!("{} ({})", error_string(rc), dest.as_ref().errmsg())),
         }
     }
 }
@@ -231,6 +231,20 @@ impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Drop for Backup<D, S> {
     fn drop(&mut self) {
         // SAFETY: the object is live; finishing releases it (errors are moot on this path).
         unsafe { ffi::sqlite3_backup_finish(self.raw.as_ptr()) };
+    }
+}
+
+/// What went wrong in a backup step: `sqlite3_backup_step` sets no connection's error message,
+/// so the code says it, with the OS error for I/O failures (a full disk, a file-size limit).
+fn describe(rc: c_int, os_error: &std::io::Error) -> String {
+    let message = error_string(rc);
+    let io = matches!(
+        rc & 0xff,
+        ffi::SQLITE_IOERR | ffi::SQLITE_FULL | ffi::SQLITE_CANTOPEN
+    );
+    match os_error.raw_os_error() {
+        Some(errno) if io && errno != 0 => format!("{message}: {os_error}"),
+        _ => message,
     }
 }
 

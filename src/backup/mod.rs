@@ -121,9 +121,26 @@ impl BackupDir {
         format!("{}.backup-", self.db_name)
     }
 
-    /// Removes the temporary files of interrupted backups of this database. Call only while
-    /// holding the database's write lock: another runner may be writing one otherwise.
-    pub fn remove_partials(&self) -> std::io::Result<usize> {
+    /// Makes the directory ready for a backup of `database`: creates it when missing (and
+    /// says so: the caller removes it again if the run fails) and removes the temporary files of
+    /// interrupted backups. Call only while holding the database's write lock: another runner
+    /// may be writing such a file otherwise.
+    pub fn prepare(&self, database: &Path) -> Result<bool, Error> {
+        let fail = |reason: String| Error::Backup {
+            database: database.to_owned(),
+            path: self.dir.clone(),
+            reason,
+        };
+        let created = !self.dir.is_dir();
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| fail(format!("cannot create the backup directory: {e}")))?;
+        self.remove_partials()
+            .map_err(|e| fail(format!("cannot clean up interrupted backups: {e}")))?;
+        Ok(created)
+    }
+
+    /// Removes the temporary files of interrupted backups of this database.
+    fn remove_partials(&self) -> std::io::Result<usize> {
         let prefix = format!(".{}", self.prefix());
         let mut removed = 0;
         for (name, path) in self.files()? {
@@ -232,12 +249,6 @@ impl BackupDir {
             path: path.to_owned(),
             reason,
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            fail(
-                &self.dir,
-                format!("cannot create the backup directory: {e}"),
-            )
-        })?;
         let stamp = timestamp(OffsetDateTime::now_utc());
         let name = format!("{}{stamp}-v{version}-{}", self.prefix(), reason.as_str());
         let partial = self.dir.join(format!(".{name}.partial"));
