@@ -79,6 +79,8 @@ enum Command {
     },
     /// List the backups of the database
     Backups,
+    /// Take a backup of the database now
+    Backup,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,6 +204,20 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 progress.finish();
             }
             print(cli.json, &report?, print_rollback)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup => {
+            let pool = open(&database, false, busy_timeout).await?;
+            let path = migrator.backup(&pool).await;
+            if let Some(progress) = &progress {
+                progress.finish();
+            }
+            let path = path?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "backup": path }));
+            } else {
+                println!("backup  {}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backups => {

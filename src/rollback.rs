@@ -57,6 +57,36 @@ impl Migrator {
             .await
     }
 
+    /// Takes a backup of the database now, under its write lock (other writers wait while
+    /// it is copied; readers do not), and applies retention. Returns the backup's path.
+    ///
+    /// # Errors
+    /// [`Error::Backup`] when backups are off ([`without_backups`](Self::without_backups)),
+    /// the database is in memory, or the copy fails; [`Error::Busy`] when the lock cannot be
+    /// taken in time.
+    pub async fn backup(&self, pool: &SqlitePool) -> Result<PathBuf, Error> {
+        let mut session = self.lock(pool, Mode::Apply).await?;
+        let taken = async {
+            let history = History::read(&mut session.conn).await.map_err(|e| {
+                database_error(&session.database, "reading the history under the lock", e)
+            })?;
+            self.take_backup(&mut session, history.current_version(), Reason::Manual)
+                .await?;
+            session.backup.clone().ok_or_else(|| Error::Backup {
+                database: session.database.clone(),
+                path: session.file.clone().unwrap_or_default(),
+                reason: "backups are off, or the database has no file".to_owned(),
+            })
+        }
+        .await;
+        let file = session.file.clone();
+        let path = self.finish(session, taken, false).await?;
+        if let Some(file) = file {
+            self.prune(&file, &[&path]);
+        }
+        Ok(path)
+    }
+
     /// Every backup of the pool's database, newest first, with the version each holds (read
     /// from the backup itself).
     pub async fn backups(&self, pool: &SqlitePool) -> Result<Vec<BackupInfo>, Error> {

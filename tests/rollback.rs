@@ -660,3 +660,44 @@ async fn the_cli_rolls_back_and_lists_backups() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!missing.exists());
 }
+
+#[tokio::test]
+async fn a_backup_taken_on_demand_is_listed_and_restorable() {
+    let ws = Workspace::new();
+    setup(&ws).await;
+    let pool = ws.pool().await;
+    ws.migrator().migrate_to(&pool, 2).await.unwrap();
+    let at_two = dump(&ws.db()).await;
+    let path = ws.migrator().backup(&pool).await.unwrap();
+    assert!(
+        names(std::slice::from_ref(&path))[0].contains("-v2-manual"),
+        "{}",
+        path.display()
+    );
+    assert_eq!(dump(&path).await, at_two);
+    let listed = ws.migrator().backups(&pool).await.unwrap();
+    assert_eq!(listed[0].path, path);
+    assert_eq!(
+        (listed[0].version, listed[0].reason),
+        (Some(2), backstop::Reason::Manual)
+    );
+
+    // Without the newer backup the migration takes, the manual one is the one restored.
+    let migrated = ws.migrator().migrate(&pool).await.unwrap();
+    std::fs::remove_file(migrated.backup.unwrap()).unwrap();
+    let report = ws
+        .migrator()
+        .rollback(&pool, 2, RollbackStrategy::Backup)
+        .await
+        .unwrap();
+    assert_eq!(report.restored_from, Some(path));
+    assert_eq!(dump(&ws.db()).await, at_two);
+
+    let err = ws
+        .migrator()
+        .without_backups()
+        .backup(&pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backup { .. }), "{err}");
+}

@@ -52,6 +52,8 @@ pub enum Reason {
     Migrate,
     /// Before a rollback.
     Rollback,
+    /// Asked for ([`Migrator::backup`](crate::Migrator::backup)).
+    Manual,
 }
 
 impl Reason {
@@ -59,6 +61,7 @@ impl Reason {
         match self {
             Reason::Migrate => "migrate",
             Reason::Rollback => "rollback",
+            Reason::Manual => "manual",
         }
     }
 }
@@ -319,6 +322,7 @@ fn parse_name(rest: &str) -> Option<(OffsetDateTime, Reason)> {
     let reason = match reason {
         "migrate" => Reason::Migrate,
         "rollback" => Reason::Rollback,
+        "manual" => Reason::Manual,
         _ => return None,
     };
     let format =
