@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backstop::{
-    Action, BackupInfo, MigrateReport, Migrator, RollbackReport, RollbackStrategy, Source, State,
-    StatusReport,
+    Action, BackupInfo, MigrateReport, MigrationOutcome, Migrator, RollbackReport,
+    RollbackStrategy, Source, State, StatusReport,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -420,29 +420,10 @@ fn print_migrate(report: &MigrateReport) -> String {
         return out;
     }
     if let Some(backup) = &report.backup {
-        out.push_str(&format!("backup       {}\n", backup.display()));
+        out.push_str(&format!("{:<14} {}\n", "backup", backup.display()));
     }
     for m in &report.migrations {
-        let action = match m.action {
-            Action::Applied => "applied",
-            Action::Adopted => "adopted",
-            Action::WouldApply => "would apply",
-            Action::WouldAdopt => "would adopt",
-            Action::RolledBack => "rolled back",
-            Action::WouldRollBack => "would roll back",
-        };
-        out.push_str(&format!(
-            "{action:<12} {:>3} {}  ({} ms)\n",
-            m.version, m.description, m.duration_ms
-        ));
-        for notice in &m.notices {
-            out.push_str(&format!("             note: {notice}\n"));
-        }
-        if let Some(sql) = &m.sql {
-            for line in sql.lines() {
-                out.push_str(&format!("             | {line}\n"));
-            }
-        }
+        push_outcome(&mut out, m);
     }
     let verb = if report.dry_run {
         "would migrate"
@@ -450,13 +431,38 @@ fn print_migrate(report: &MigrateReport) -> String {
         "migrated"
     };
     out.push_str(&format!(
-        "{verb:<12} version {} -> {}\n",
+        "{verb:<14} version {} -> {}\n",
         report.from_version, report.to_version
     ));
     if report.dry_run {
         out.push_str("dry run: nothing was changed\n");
     }
     out
+}
+
+/// One line per migration (what was done, in a column of 14), its notices and, for a dry run,
+/// its SQL.
+fn push_outcome(out: &mut String, m: &MigrationOutcome) {
+    let action = match m.action {
+        Action::Applied => "applied",
+        Action::Adopted => "adopted",
+        Action::WouldApply => "would apply",
+        Action::WouldAdopt => "would adopt",
+        Action::RolledBack => "undone",
+        Action::WouldRollBack => "would undo",
+    };
+    out.push_str(&format!(
+        "{action:<14} {:>3} {}  ({} ms)\n",
+        m.version, m.description, m.duration_ms
+    ));
+    for notice in &m.notices {
+        out.push_str(&format!("{:<14} note: {notice}\n", ""));
+    }
+    if let Some(sql) = &m.sql {
+        for line in sql.lines() {
+            out.push_str(&format!("{:<14} | {line}\n", ""));
+        }
+    }
 }
 
 fn print_rollback(report: &RollbackReport) -> String {
@@ -468,10 +474,10 @@ fn print_rollback(report: &RollbackReport) -> String {
         );
     }
     let mut out = String::new();
-    let (restore, roll_back, discards) = if report.dry_run {
-        ("would restore", "would undo", "would discard")
+    let (restore, discards) = if report.dry_run {
+        ("would restore", "would discard")
     } else {
-        ("restored", "undone", "discards")
+        ("restored", "discards")
     };
     if let Some(safety) = &report.safety_backup {
         out.push_str(&format!("{:<14} {}\n", "safety backup", safety.display()));
@@ -480,18 +486,7 @@ fn print_rollback(report: &RollbackReport) -> String {
         out.push_str(&format!("{restore:<14} {}\n", restored.display()));
     }
     for m in &report.rolled_back {
-        out.push_str(&format!(
-            "{roll_back:<14} {:>3} {}  ({} ms)\n",
-            m.version, m.description, m.duration_ms
-        ));
-        for notice in &m.notices {
-            out.push_str(&format!("               note: {notice}\n"));
-        }
-        if let Some(sql) = &m.sql {
-            for line in sql.lines() {
-                out.push_str(&format!("               | {line}\n"));
-            }
-        }
+        push_outcome(&mut out, m);
     }
     let went = if report.dry_run {
         "would go"

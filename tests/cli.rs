@@ -90,7 +90,7 @@ fn human_output_is_short_and_aligned() {
     let out = run(&ws, &["--database", &db, "migrate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("applied        1 people"), "{text}");
+    assert!(text.contains("applied          1 people"), "{text}");
     assert!(text.contains("note: added 1 person"), "{text}");
     assert!(text.contains("version 0 -> 2"), "{text}");
     let out = run(&ws, &["--database", &db, "status"]);

@@ -158,16 +158,7 @@ async fn set_aside_rows(conn: &mut SqliteConnection) -> anyhow::Result<Vec<SetAs
     let mut out: Vec<SetAside> = rows
         .iter()
         .map(|r| SetAside {
-            row: LegacySession {
-                rowid: r.get(0),
-                session_id: r.get(1),
-                vector_store_id: r.get(2),
-                provider: r.get(3),
-                expires_at: r.get(4),
-                protected: r.get(5),
-                created_at: r.get(6),
-                updated_at: r.get(7),
-            },
+            row: LegacySession::from_row(r),
             reason: r.get(8),
             kept_by_session_id: r.get(9),
         })

@@ -919,9 +919,14 @@ pub async fn legacy_session_rows(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LegacySession {
+    Ok(rows.iter().map(LegacySession::from_row).collect())
+}
+
+impl LegacySession {
+    /// From a row whose first eight columns are `rowid, session_id, vector_store_id, provider,
+    /// expires_at, protected, created_at, updated_at`.
+    pub fn from_row(r: &sqlx::sqlite::SqliteRow) -> Self {
+        LegacySession {
             rowid: r.get(0),
             session_id: r.get(1),
             vector_store_id: r.get(2),
@@ -930,8 +935,8 @@ pub async fn legacy_session_rows(
             protected: r.get(5),
             created_at: r.get(6),
             updated_at: r.get(7),
-        })
-        .collect())
+        }
+    }
 }
 
 /// backstop's history table.
