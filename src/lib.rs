@@ -68,7 +68,24 @@
 //!    duplicate the unchanged database).
 //!
 //! The pool's own connections are never changed: the runner's connection is its own, and is
-//! closed at the end.
+//! closed at the end. The runner borrows one connection of the pool briefly, to read the
+//! history without a lock.
+//!
+//! # Getting back
+//!
+//! [`Migrator::rollback`] brings the database back to an earlier version, after taking a
+//! backup of its current state:
+//!
+//! - [`RollbackStrategy::Backup`] restores the newest backup that holds the version (read from
+//!   the backup itself, checked with `PRAGMA integrity_check`) through the backup API, under the
+//!   write lock: other connections see the old content or the restored one, never a mix. It
+//!   discards what was written after that backup was taken; the safety backup keeps it.
+//! - [`RollbackStrategy::Scripts`] runs the rollback scripts, newest first, in one transaction;
+//!   after each, the probe must say 0.
+//!
+//! [`Migrator::backups`] lists the backups with the version each holds; [`Migrator::backup`]
+//! takes one on demand. After each successful run the newest
+//! [`keep_backups`](Migrator::keep_backups) backups are kept.
 //!
 //! # Errors
 //!
