@@ -39,6 +39,46 @@ pub(crate) struct Record {
     pub method: Method,
 }
 
+/// What planning needs of an applied migration.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub version: i64,
+    pub checksum: String,
+}
+
+/// The applied versions and their checksums, in version order: what `migrate` reads on every
+/// start, in one query. A database without the table is at version 0; every other error is
+/// returned.
+pub(crate) async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Applied,
+        r#"SELECT version AS "version!", checksum FROM _backstop_migrations ORDER BY version"#
+    )
+    .fetch_all(conn)
+    .await;
+    without_table_is_empty(rows)
+}
+
+/// The highest applied version, 0 when nothing is applied.
+pub(crate) fn current_version(applied: &[Applied]) -> i64 {
+    applied.last().map_or(0, |a| a.version)
+}
+
+/// SQLite's "no such table" for the history table means nothing was applied yet.
+fn without_table_is_empty<T>(rows: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, sqlx::Error> {
+    match rows {
+        Err(e)
+            if e.as_database_error().is_some_and(|d| {
+                d.message().starts_with("no such table")
+                    && d.message().contains("_backstop_migrations")
+            }) =>
+        {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 /// The applied migrations of a database, in version order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct History {
@@ -51,6 +91,17 @@ impl History {
         self.records.last().map_or(0, |r| r.version)
     }
 
+    /// What planning needs of it.
+    pub fn applied(&self) -> Vec<Applied> {
+        self.records
+            .iter()
+            .map(|r| Applied {
+                version: r.version,
+                checksum: r.checksum.clone(),
+            })
+            .collect()
+    }
+
     pub fn get(&self, version: i64) -> Option<&Record> {
         self.records
             .binary_search_by_key(&version, |r| r.version)
@@ -61,16 +112,14 @@ impl History {
     /// Reads the history. A database without the table is at version 0; every other error is
     /// returned.
     pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
-        if !exists(conn).await? {
-            return Ok(History::default());
-        }
         let rows = sqlx::query!(
             r#"SELECT version AS "version!", description, checksum,
                       applied_at AS "applied_at: OffsetDateTime", method
                FROM _backstop_migrations ORDER BY version"#
         )
         .fetch_all(conn)
-        .await?;
+        .await;
+        let rows = without_table_is_empty(rows)?;
         let records = rows
             .into_iter()
             .map(|r| Record {
@@ -87,16 +136,6 @@ impl History {
             .collect();
         Ok(History { records })
     }
-}
-
-async fn exists(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!: i64" FROM sqlite_master
-           WHERE type = 'table' AND name = '_backstop_migrations'"#
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
 }
 
 /// Creates the table when it is missing.

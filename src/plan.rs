@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::history::History;
+use crate::history::{self, Applied, History};
 use crate::report::{MigrationStatus, State};
 use crate::source::{Migration, Source};
 
@@ -24,16 +24,16 @@ impl Plan<'_> {
     }
 }
 
-/// Checks that `history` is consistent with `source` (no modified applied migration, no
-/// unknown applied version) and lists what is pending up to `target` (the latest when `None`).
+/// Checks that the applied migrations are consistent with `source` (none modified, none
+/// unknown) and lists what is pending up to `target` (the latest when `None`).
 pub(crate) fn plan<'a>(
     source: &'a Source,
-    history: &History,
+    applied: &[Applied],
     target: Option<i64>,
     database: &Path,
 ) -> Result<Plan<'a>, Error> {
-    verify(source, history, database)?;
-    let current = history.current_version();
+    verify(source, applied, database)?;
+    let current = history::current_version(applied);
     let target = match target {
         None => source.latest_version(),
         Some(t) if t == current => t,
@@ -50,7 +50,10 @@ pub(crate) fn plan<'a>(
     };
     let mut pending = Vec::new();
     for migration in source.migrations() {
-        if history.get(migration.version()).is_some() {
+        if applied
+            .binary_search_by_key(&migration.version(), |a| a.version)
+            .is_ok()
+        {
             continue;
         }
         if migration.version() < current {
@@ -67,13 +70,12 @@ pub(crate) fn plan<'a>(
     Ok(Plan { current, pending })
 }
 
-/// Refuses a history that this source cannot safely build on.
-pub(crate) fn verify(source: &Source, history: &History, database: &Path) -> Result<(), Error> {
-    let unknown: Vec<i64> = history
-        .records
+/// Refuses applied migrations that this source cannot safely build on.
+pub(crate) fn verify(source: &Source, applied: &[Applied], database: &Path) -> Result<(), Error> {
+    let unknown: Vec<i64> = applied
         .iter()
-        .filter(|r| source.get(r.version).is_none())
-        .map(|r| r.version)
+        .filter(|a| source.get(a.version).is_none())
+        .map(|a| a.version)
         .collect();
     if !unknown.is_empty() {
         return Err(Error::UnknownVersions {
@@ -82,15 +84,14 @@ pub(crate) fn verify(source: &Source, history: &History, database: &Path) -> Res
             latest_known: source.latest_version(),
         });
     }
-    for record in &history.records {
+    for record in applied {
         let migration = source.get(record.version).expect("checked above");
-        let actual = migration.checksum().to_hex();
-        if record.checksum != actual {
+        if !migration.checksum().matches_hex(&record.checksum) {
             return Err(Error::ChecksumMismatch {
                 version: record.version,
                 path: migration.path().to_owned(),
                 recorded: record.checksum.clone(),
-                actual,
+                actual: migration.checksum().to_hex(),
             });
         }
     }
@@ -124,7 +125,7 @@ pub(crate) fn status(
                 description: migration.description().to_owned(),
                 state,
                 applied_at: record.map(|r| r.applied_at),
-                checksum_ok: record.map(|r| r.checksum == migration.checksum().to_hex()),
+                checksum_ok: record.map(|r| migration.checksum().matches_hex(&r.checksum)),
                 probe,
                 probe_error,
                 drift,

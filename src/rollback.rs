@@ -172,7 +172,7 @@ impl Migrator {
             .await
             .map_err(|e| database_error(&database, "reading the history under the lock", e))?;
         // Every migration to undo must be known and unmodified: its rollback script is needed.
-        plan::verify(&self.source, &history, &database)?;
+        plan::verify(&self.source, &history.applied(), &database)?;
         let current = history.current_version();
         report.from_version = current;
         report.to_version = current;
@@ -200,7 +200,7 @@ impl Migrator {
                 "rolling back"
             );
             let notices = run_script(conn, version, migration.rollback()).await?;
-            let after = probe_read_only(conn, migration).await?;
+            let after = probe_read_only(conn, migration, "").await?;
             if after != 0 {
                 return Err(Error::ProbeNotConfirmed {
                     version,
@@ -234,7 +234,7 @@ impl Migrator {
                 .map_err(|e| database_error(&database, "dropping the empty history table", e))?;
         }
         let versions = undone.iter().map(|m| m.version).collect();
-        check_foreign_keys(conn, &database, &fk_before, versions).await?;
+        check_foreign_keys(conn, &database, "", &fk_before, versions).await?;
         report.to_version = to;
         report.rolled_back = undone;
         Ok(report)

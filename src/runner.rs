@@ -202,8 +202,16 @@ impl Migrator {
     ) -> Result<MigrateReport, Error> {
         let database = display_name(pool);
         // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
-        let history = read_history(pool, &database).await?;
-        let first = plan::plan(&self.source, &history, target, &database)?;
+        let applied = {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|e| database_error(&database, "opening a connection", e))?;
+            history::applied(&mut conn)
+                .await
+                .map_err(|e| database_error(&database, "reading the history", e))?
+        };
+        let first = plan::plan(&self.source, &applied, target, &database)?;
         if first.pending.is_empty() {
             tracing::debug!(database = %database.display(), version = first.current, "up to date");
             return Ok(MigrateReport::up_to_date(
@@ -369,10 +377,10 @@ impl Migrator {
             let database = database.clone();
             move |e| database_error(&database, context, e)
         };
-        let history = History::read(&mut session.conn)
+        let applied = history::applied(&mut session.conn)
             .await
             .map_err(db_err("reading the history under the lock"))?;
-        let plan = plan::plan(&self.source, &history, target, &database)?;
+        let plan = plan::plan(&self.source, &applied, target, &database)?;
         if plan.pending.is_empty() {
             tracing::info!(database = %database.display(), "another process migrated meanwhile");
             return Ok(MigrateReport::up_to_date(
@@ -398,18 +406,39 @@ impl Migrator {
             .await
             .map_err(db_err("creating the history table"))?;
 
-        // 4. Each migration inside a savepoint.
+        // 4. Each migration inside a savepoint. Opening one releases the one before, in the
+        // same round trip to the connection as the first probe (round trips are most of the
+        // cost of a small migration).
         let mut outcomes = Vec::with_capacity(plan.pending.len());
-        for migration in &plan.pending {
+        for (i, migration) in plan.pending.iter().enumerate() {
+            let open = if i == 0 {
+                "SAVEPOINT backstop_migration;\n"
+            } else {
+                "RELEASE backstop_migration;\nSAVEPOINT backstop_migration;\n"
+            };
             let outcome = self
-                .run_one(conn, migration, mode, backup_name.as_deref(), &database)
+                .run_one(
+                    conn,
+                    migration,
+                    mode,
+                    open,
+                    backup_name.as_deref(),
+                    &database,
+                )
                 .await?;
             outcomes.push(outcome);
         }
 
-        // 5. No new foreign-key violation.
+        // 5. No new foreign-key violation (the last savepoint is released first).
         let versions: Vec<i64> = plan.pending.iter().map(|m| m.version()).collect();
-        check_foreign_keys(conn, &database, &fk_before, versions).await?;
+        check_foreign_keys(
+            conn,
+            &database,
+            "RELEASE backstop_migration;\n",
+            &fk_before,
+            versions,
+        )
+        .await?;
 
         Ok(MigrateReport {
             database,
@@ -421,26 +450,25 @@ impl Migrator {
         })
     }
 
+    /// Runs one migration; `open` is the SQL that opens its savepoint.
     async fn run_one(
         &self,
         conn: &mut SqliteConnection,
         migration: &Migration,
         mode: Mode,
+        open: &str,
         backup: Option<&str>,
         database: &Path,
     ) -> Result<MigrationOutcome, Error> {
         let started = Instant::now();
         let version = migration.version();
-        execute(conn, "SAVEPOINT backstop_migration")
-            .await
-            .map_err(|e| database_error(database, "opening a savepoint", e))?;
-        let (method, notices) = if probe_read_only(conn, migration).await? == 1 {
+        let (method, notices) = if probe_read_only(conn, migration, open).await? == 1 {
             tracing::info!(version, "effect already present: adopting");
             (Method::Adopted, Vec::new())
         } else {
             tracing::info!(version, description = migration.description(), "applying");
             let notices = run_script(conn, version, migration.forward()).await?;
-            let after = probe_read_only(conn, migration).await?;
+            let after = probe_read_only(conn, migration, "").await?;
             if after != 1 {
                 return Err(Error::ProbeNotConfirmed {
                     version,
@@ -468,9 +496,6 @@ impl Migrator {
         )
         .await
         .map_err(|e| database_error(database, "recording the migration", e))?;
-        execute(conn, "RELEASE backstop_migration")
-            .await
-            .map_err(|e| database_error(database, "releasing the savepoint", e))?;
         let action = match (mode, method) {
             (Mode::Apply, Method::Applied) => Action::Applied,
             (Mode::Apply, Method::Adopted) => Action::Adopted,
@@ -527,34 +552,41 @@ pub(crate) async fn run_script(
     Ok(notices)
 }
 
-/// Runs a migration's probe with writes forbidden.
+/// Runs a migration's probe with writes forbidden (`PRAGMA query_only`), in one round trip to
+/// the connection, after `before` (statements that return no rows, such as opening a
+/// savepoint).
 pub(crate) async fn probe_read_only(
     conn: &mut SqliteConnection,
     migration: &Migration,
+    before: &str,
 ) -> Result<i64, Error> {
-    let pragma_failed = |e: sqlx::Error| Error::Probe {
-        version: migration.version(),
-        path: migration.probe().path.clone(),
-        reason: format!("cannot make the connection read-only: {e}"),
-    };
-    execute(conn, "PRAGMA query_only = ON")
-        .await
-        .map_err(pragma_failed)?;
-    let answer = probe(conn, migration).await;
-    execute(conn, "PRAGMA query_only = OFF")
-        .await
-        .map_err(pragma_failed)?;
-    answer
+    let probe = migration.probe().statements[0].sql.as_str();
+    let probe = probe.strip_suffix(';').unwrap_or(probe);
+    // The newline ends a trailing `--` comment of the probe before its `;`.
+    let sql = format!("{before}PRAGMA query_only = ON;\n{probe}\n;\nPRAGMA query_only = OFF;");
+    answer(conn, migration, &sql).await
 }
 
-/// Runs a probe and checks its answer: one row, one integer column, 0 or 1.
-async fn probe(conn: &mut SqliteConnection, migration: &Migration) -> Result<i64, Error> {
+/// Runs a probe as it is (the caller made the connection read-only).
+pub(crate) async fn probe(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+) -> Result<i64, Error> {
+    answer(conn, migration, &migration.probe().statements[0].sql).await
+}
+
+/// Runs `sql`, in which only the probe returns rows, and checks the probe's answer: one row,
+/// one integer column, 0 or 1.
+async fn answer(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    sql: &str,
+) -> Result<i64, Error> {
     let fail = |reason: String| Error::Probe {
         version: migration.version(),
         path: migration.probe().path.clone(),
         reason,
     };
-    let sql = migration.probe().statements[0].sql.as_str();
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
         .await
@@ -620,19 +652,21 @@ pub(crate) async fn foreign_keys_before(
     if !has {
         return Ok(Vec::new());
     }
-    foreign_key_violations(conn)
+    foreign_key_violations(conn, "")
         .await
         .map_err(|e| database_error(database, "checking foreign keys before the run", e))
 }
 
-/// Fails when the run left foreign-key violations that were not there `before`.
+/// Fails when the run left foreign-key violations that were not there `before`; `first` is
+/// SQL that returns no rows, run first in the same round trip (releasing a savepoint).
 pub(crate) async fn check_foreign_keys(
     conn: &mut SqliteConnection,
     database: &Path,
+    first: &'static str,
     before: &[ForeignKeyViolation],
     versions: Vec<i64>,
 ) -> Result<(), Error> {
-    let after = foreign_key_violations(conn)
+    let after = foreign_key_violations(conn, first)
         .await
         .map_err(|e| database_error(database, "checking foreign keys after the run", e))?;
     let introduced = new_violations(before, after);
@@ -658,10 +692,10 @@ async fn has_foreign_keys(conn: &mut SqliteConnection) -> Result<bool, sqlx::Err
 
 async fn foreign_key_violations(
     conn: &mut SqliteConnection,
+    first: &'static str,
 ) -> Result<Vec<ForeignKeyViolation>, sqlx::Error> {
-    let rows = sqlx::raw_sql("PRAGMA foreign_key_check")
-        .fetch_all(conn)
-        .await?;
+    let sql = format!("{first}PRAGMA foreign_key_check");
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok(ForeignKeyViolation {

@@ -76,6 +76,12 @@ impl Checksum {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Whether `hex` is this checksum in lower-case hexadecimal (without allocating).
+    pub(crate) fn matches_hex(&self, hex: &str) -> bool {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).is_ok() && buf == hex.as_bytes()
+    }
 }
 
 impl fmt::Display for Checksum {
