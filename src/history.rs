@@ -47,16 +47,32 @@ pub(crate) struct Applied {
 }
 
 /// The applied versions and their checksums, in version order: what `migrate` reads on every
-/// start, in one query. A database without the table is at version 0; every other error is
-/// returned.
+/// start. A database without the table is at version 0; every other error is returned.
+///
+/// It is read as one row (`version checksum` pairs joined by commas) rather than a row per
+/// migration: each row that sqlx streams from its worker thread can cost the caller a
+/// wake-up, and with a thousand migrations those dominated a `migrate` with nothing to do.
 pub(crate) async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>, sqlx::Error> {
-    let rows = sqlx::query_as!(
-        Applied,
-        r#"SELECT version AS "version!", checksum FROM _backstop_migrations ORDER BY version"#
+    let pairs = sqlx::query_scalar!(
+        r#"SELECT group_concat(version || ' ' || checksum, ',') AS "pairs?: String"
+           FROM _backstop_migrations"#
     )
     .fetch_all(conn)
     .await;
-    without_table_is_empty(rows)
+    let pairs = without_table_is_empty(pairs)?.into_iter().flatten().next();
+    let mut applied: Vec<Applied> = pairs
+        .iter()
+        .flat_map(|p| p.split(','))
+        .filter_map(|pair| {
+            let (version, checksum) = pair.split_once(' ')?;
+            Some(Applied {
+                version: version.parse().ok()?,
+                checksum: checksum.to_owned(),
+            })
+        })
+        .collect();
+    applied.sort_by_key(|a| a.version);
+    Ok(applied)
 }
 
 /// The highest applied version, 0 when nothing is applied.

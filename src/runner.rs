@@ -177,13 +177,21 @@ impl Migrator {
         let history = History::read(&mut conn)
             .await
             .map_err(db_err("reading the history"))?;
-        let mut probes = Vec::with_capacity(self.source.migrations().len());
-        for migration in self.source.migrations() {
-            probes.push(probe(&mut conn, migration).await.map_err(|e| match e {
-                Error::Probe { reason, .. } => reason,
-                other => other.to_string(),
-            }));
-        }
+        let probes = match all_probes(&mut conn, &self.source).await {
+            Some(answers) => answers,
+            // One of them failed: run them one by one to say which, and why.
+            None => {
+                let mut answers = Vec::with_capacity(self.source.migrations().len());
+                for migration in self.source.migrations() {
+                    let answer = answer(&mut conn, migration, probe_sql(migration)).await;
+                    answers.push(answer.map_err(|e| match e {
+                        Error::Probe { reason, .. } => reason,
+                        other => other.to_string(),
+                    }));
+                }
+                answers
+            }
+        };
         let _ = execute(&mut conn, "ROLLBACK").await;
         let _ = conn.close().await;
         Ok(StatusReport {
@@ -560,19 +568,62 @@ pub(crate) async fn probe_read_only(
     migration: &Migration,
     before: &str,
 ) -> Result<i64, Error> {
-    let probe = migration.probe().statements[0].sql.as_str();
+    let probe = probe_sql(migration);
     let probe = probe.strip_suffix(';').unwrap_or(probe);
     // The newline ends a trailing `--` comment of the probe before its `;`.
     let sql = format!("{before}PRAGMA query_only = ON;\n{probe}\n;\nPRAGMA query_only = OFF;");
     answer(conn, migration, &sql).await
 }
 
-/// Runs a probe as it is (the caller made the connection read-only).
-pub(crate) async fn probe(
+/// A probe's statement.
+fn probe_sql(migration: &Migration) -> &str {
+    &migration.probe().statements[0].sql
+}
+
+/// The row that separates the answers of two probes run in one round trip.
+const BOUNDARY: &str = "backstop: the rows of the next probe follow";
+
+/// Runs every probe of the source in one round trip (the caller made the connection
+/// read-only), each preceded by a boundary row, and checks each answer. `None` when the batch
+/// failed (a probe's query failed and stopped it): the caller runs them one by one.
+async fn all_probes(
     conn: &mut SqliteConnection,
-    migration: &Migration,
-) -> Result<i64, Error> {
-    answer(conn, migration, &migration.probe().statements[0].sql).await
+    source: &Source,
+) -> Option<Vec<Result<i64, String>>> {
+    let mut sql = String::new();
+    for migration in source.migrations() {
+        let probe = probe_sql(migration);
+        let probe = probe.strip_suffix(';').unwrap_or(probe);
+        sql.push_str(&format!("SELECT '{BOUNDARY}', NULL;\n{probe}\n;\n"));
+    }
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .ok()?;
+    let is_boundary = |row: &SqliteRow| {
+        row.len() == 2
+            && row
+                .try_get::<Option<String>, _>(0)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(BOUNDARY)
+    };
+    let mut groups: Vec<&[SqliteRow]> = Vec::with_capacity(source.migrations().len());
+    let mut rest = rows.as_slice();
+    while let Some(first) = rest.first() {
+        if !is_boundary(first) {
+            return None;
+        }
+        let end = rest[1..]
+            .iter()
+            .position(is_boundary)
+            .map_or(rest.len(), |i| i + 1);
+        groups.push(&rest[1..end]);
+        rest = &rest[end..];
+    }
+    (groups.len() == source.migrations().len())
+        .then(|| groups.into_iter().map(check_answer).collect())
 }
 
 /// Runs `sql`, in which only the probe returns rows, and checks the probe's answer: one row,
@@ -591,35 +642,40 @@ async fn answer(
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| fail(format!("the query failed: {e}")))?;
-    let [row] = rows.as_slice() else {
-        return Err(fail(format!(
+    check_answer(&rows).map_err(fail)
+}
+
+/// A probe's answer from its rows: one row, one integer column, 0 or 1.
+fn check_answer(rows: &[SqliteRow]) -> Result<i64, String> {
+    let [row] = rows else {
+        return Err(format!(
             "returned {} rows; a probe returns exactly one row",
             rows.len()
-        )));
+        ));
     };
     if row.len() != 1 {
-        return Err(fail(format!(
+        return Err(format!(
             "returned {} columns; a probe returns exactly one integer column",
             row.len()
-        )));
+        ));
     }
     let value = row
         .try_get_raw(0)
-        .map_err(|e| fail(format!("cannot read its value: {e}")))?;
+        .map_err(|e| format!("cannot read its value: {e}"))?;
     if value.is_null() {
-        return Err(fail("returned NULL; a probe returns 0 or 1".to_owned()));
+        return Err("returned NULL; a probe returns 0 or 1".to_owned());
     }
     let type_name = value.type_info().name().to_owned();
     if type_name != "INTEGER" {
         let shown = value_text(row, 0).unwrap_or_default();
-        return Err(fail(format!(
+        return Err(format!(
             "returned {type_name} {shown:?}; a probe returns the integer 0 or 1"
-        )));
+        ));
     }
     match row.try_get::<i64, _>(0) {
         Ok(v @ (0 | 1)) => Ok(v),
-        Ok(v) => Err(fail(format!("returned {v}; a probe returns 0 or 1"))),
-        Err(e) => Err(fail(format!("cannot read its value: {e}"))),
+        Ok(v) => Err(format!("returned {v}; a probe returns 0 or 1")),
+        Err(e) => Err(format!("cannot read its value: {e}")),
     }
 }
 

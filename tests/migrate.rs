@@ -721,3 +721,60 @@ async fn in_memory_databases_migrate_without_a_backup() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[tokio::test]
+async fn status_reports_each_probe_even_when_others_misbehave() {
+    let ws = Workspace::new();
+    two_migrations(&ws);
+    ws.migration(
+        "003_two_rows",
+        "CREATE TABLE c (x);\n",
+        "DROP TABLE c;\n",
+        "SELECT 1 UNION ALL SELECT 0;\n",
+    );
+    ws.migration(
+        "004_missing_table",
+        "CREATE TABLE d (x);\n",
+        "DROP TABLE d;\n",
+        "SELECT count(*) FROM no_such_table;\n",
+    );
+    let pool = ws.pool().await;
+    ws.migrator().migrate_to(&pool, 2).await.unwrap();
+    let status = ws.migrator().status(&pool).await.unwrap();
+    let probes: Vec<_> = status
+        .migrations
+        .iter()
+        .map(|m| {
+            (
+                m.version,
+                m.probe,
+                m.probe_error.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(probes[0], (1, Some(1), String::new()));
+    assert_eq!(probes[1], (2, Some(1), String::new()));
+    assert_eq!((probes[2].0, probes[2].1), (3, None));
+    assert!(probes[2].2.contains("2 rows"), "{probes:?}");
+    assert_eq!((probes[3].0, probes[3].1), (4, None));
+    assert!(probes[3].2.contains("no such table"), "{probes:?}");
+
+    // Without the failing one, every probe still gets its own answer.
+    for suffix in ["sql", "rollback.sql", "probe.sql"] {
+        std::fs::remove_file(
+            ws.migrations_dir()
+                .join(format!("004_missing_table.{suffix}")),
+        )
+        .unwrap();
+    }
+    let status = ws.migrator().status(&pool).await.unwrap();
+    assert_eq!(status.migrations.len(), 3);
+    assert!(
+        status.migrations[2]
+            .probe_error
+            .as_deref()
+            .unwrap()
+            .contains("2 rows")
+    );
+    assert_eq!(status.migrations[1].probe, Some(1));
+}
