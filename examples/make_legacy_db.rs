@@ -196,7 +196,7 @@ async fn fill(path: &Path, params: &Params) -> anyhow::Result<Made> {
     let target_bytes = params.app_data_mb << 20;
 
     exec(&mut conn, "BEGIN").await?;
-    for ddl in LEGACY_DDL.iter().chain(&APP_TABLES_DDL) {
+    for ddl in schema() {
         exec(&mut conn, ddl).await?;
     }
     generator.insert_history_stores(&mut conn).await?;
@@ -268,74 +268,27 @@ async fn file_bytes(conn: &mut SqliteConnection) -> anyhow::Result<u64> {
 
 // ------------------------------------------------------------------ schema (as tests/shapes)
 
-/// The legacy layout of version 0, exactly as `tests/shapes` (shape 2) creates it.
-const LEGACY_DDL: [&str; 9] = [
-    "CREATE TABLE vector_stores (
-    session_id TEXT PRIMARY KEY,
-    vector_store_id TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    protected INTEGER DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-)",
-    "CREATE INDEX idx_vector_stores_updated ON vector_stores(updated_at)",
-    "CREATE INDEX idx_vector_stores_expires ON vector_stores(expires_at)",
-    "CREATE TABLE stores (
-    store_id TEXT PRIMARY KEY,
-    store_type TEXT NOT NULL CHECK (store_type IN ('conversation', 'commit')),
-    doc_count INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    is_active INTEGER NOT NULL CHECK (is_active IN (0, 1))
-)",
-    "CREATE UNIQUE INDEX idx_active_store ON stores(store_type) WHERE is_active = 1",
-    "CREATE VIEW active_stores AS SELECT store_type, store_id, doc_count FROM stores WHERE is_active = 1",
-    "CREATE TABLE history_meta(\n    key TEXT PRIMARY KEY,\n    value TEXT NOT NULL\n)",
-    "CREATE TABLE memory_meta (key TEXT PRIMARY KEY, value TEXT)",
-    "INSERT INTO memory_meta VALUES ('created_at', '2025-03-01T08:00:00+00:00'),
-    ('rollover_limit', '9500'), ('last_gc', NULL)",
-];
+#[path = "schema/legacy.rs"]
+mod legacy;
+use legacy::*;
 
-/// The application's other tables, which no migration touches.
-const APP_TABLES_DDL: [&str; 6] = [
-    "CREATE TABLE unified_sessions (
-    project TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    history TEXT,
-    provider_metadata TEXT,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project, tool, session_id)
-)",
-    "CREATE INDEX idx_unified_sessions_updated ON unified_sessions(updated_at)",
-    "CREATE TABLE session_summaries (
-    project TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (project, tool, session_id)
-)",
-    "CREATE TABLE stable_inline_lists (
-    session_id TEXT PRIMARY KEY,
-    inline_paths TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-)",
-    "CREATE TABLE sent_files (
-    session_id TEXT NOT NULL,
-    file_path TEXT NOT NULL,
-    last_size INTEGER,
-    last_mtime REAL,
-    PRIMARY KEY (session_id, file_path)
-)",
-    "CREATE TABLE search_dedup_cache (
-    content_hash TEXT PRIMARY KEY,
-    file_id TEXT NOT NULL,
-    store_id TEXT,
-    payload BLOB,
-    created_at INTEGER
-) WITHOUT ROWID",
-];
+/// The legacy layout of version 0, exactly as `tests/shapes` (shape 2) creates it, and the
+/// application's other tables.
+fn schema() -> Vec<&'static str> {
+    let mut ddl = vec![LEGACY_VECTOR_STORES];
+    ddl.extend(LEGACY_VECTOR_STORES_INDEXES);
+    ddl.extend([
+        LEGACY_STORES,
+        LEGACY_STORES_INDEX,
+        LEGACY_ACTIVE_STORES_VIEW,
+        HISTORY_META,
+        MEMORY_META,
+        "INSERT INTO memory_meta VALUES ('created_at', '2025-03-01T08:00:00+00:00'),
+    ('rollover_limit', '9500'), ('last_gc', NULL)",
+    ]);
+    ddl.extend(APP_TABLES_DDL);
+    ddl
+}
 
 // ------------------------------------------------------------------ generator
 
