@@ -75,4 +75,3 @@ pub const APP_TABLES_DDL: [&str; 6] = [
     created_at INTEGER
 ) WITHOUT ROWID",
 ];
-
