@@ -177,6 +177,21 @@ fn valid_pending(ws: &Workspace) {
 }
 
 /// A pending migration 010_notes2 whose probe is `probe`.
+/// A pending migration whose probe answers wrongly at run time: `says` is in the message.
+fn probe_case(name: &'static str, probe: &'static str, says: &'static str) -> Case {
+    case(
+        name,
+        "probe",
+        Some(|e| matches!(e, Error::Probe { version: 10, .. })),
+        move |_, ws| {
+            let probe = with_probe(ws, probe);
+            Setup::new(ws, Lib::Migrate, &["migrate"])
+                .names(probe)
+                .names(says)
+        },
+    )
+}
+
 fn with_probe(ws: &Workspace, probe: &str) -> PathBuf {
     pending(
         ws,
@@ -405,61 +420,11 @@ fn cases() -> Vec<Case> {
             },
         ),
         // --- probes that misbehave at run time
-        case(
-            "probe returns two columns",
-            "probe",
-            Some(|e| matches!(e, Error::Probe { version: 10, .. })),
-            move |_, ws| {
-                let probe = with_probe(ws, "SELECT 1, 0;\n");
-                Setup::new(ws, Migrate, &["migrate"])
-                    .names(probe)
-                    .names("2 columns")
-            },
-        ),
-        case(
-            "probe returns no row",
-            "probe",
-            Some(|e| matches!(e, Error::Probe { version: 10, .. })),
-            move |_, ws| {
-                let probe = with_probe(ws, "SELECT 1 WHERE 0;\n");
-                Setup::new(ws, Migrate, &["migrate"])
-                    .names(probe)
-                    .names("0 rows")
-            },
-        ),
-        case(
-            "probe returns text",
-            "probe",
-            Some(|e| matches!(e, Error::Probe { version: 10, .. })),
-            move |_, ws| {
-                let probe = with_probe(ws, "SELECT '0';\n");
-                Setup::new(ws, Migrate, &["migrate"])
-                    .names(probe)
-                    .names("TEXT")
-            },
-        ),
-        case(
-            "probe returns NULL",
-            "probe",
-            Some(|e| matches!(e, Error::Probe { version: 10, .. })),
-            move |_, ws| {
-                let probe = with_probe(ws, "SELECT NULL;\n");
-                Setup::new(ws, Migrate, &["migrate"])
-                    .names(probe)
-                    .names("NULL")
-            },
-        ),
-        case(
-            "probe returns 2",
-            "probe",
-            Some(|e| matches!(e, Error::Probe { version: 10, .. })),
-            move |_, ws| {
-                let probe = with_probe(ws, "SELECT 2;\n");
-                Setup::new(ws, Migrate, &["migrate"])
-                    .names(probe)
-                    .names("returned 2")
-            },
-        ),
+        probe_case("probe returns two columns", "SELECT 1, 0;\n", "2 columns"),
+        probe_case("probe returns no row", "SELECT 1 WHERE 0;\n", "0 rows"),
+        probe_case("probe returns text", "SELECT '0';\n", "TEXT"),
+        probe_case("probe returns NULL", "SELECT NULL;\n", "NULL"),
+        probe_case("probe returns 2", "SELECT 2;\n", "returned 2"),
         case(
             "probe that writes through a CTE (query_only)",
             "probe",
