@@ -744,8 +744,8 @@ impl Bench {
     }
 }
 
-/// Pages per `sqlite3_backup_step` in backstop (`STEP_PAGES` in `src/backup/mod.rs`).
-const BACKSTOP_STEP_PAGES: i32 = 2048;
+/// Pages per `sqlite3_backup_step` in backstop.
+const BACKSTOP_STEP_PAGES: i32 = backstop::__private::STEP_PAGES;
 
 /// The ways of copying the database compared in section 1.
 #[derive(Clone, PartialEq)]
@@ -790,83 +790,11 @@ impl BackupMethod {
 }
 
 /// Copies `src` into a new file `dest` with SQLite's backup API, `step` pages at a time
-/// (-1: all at once), as backstop does it: the destination without journal and with
-/// `synchronous = OFF`. With `mmap`, the source is read through a memory map.
+/// (-1: all at once), as backstop does it (backstop's own copy routine, without the rest of a
+/// backup). With `mmap`, the source is read through a memory map.
 fn raw_backup(src: &Path, dest: &Path, step: i32, mmap: bool) -> anyhow::Result<()> {
-    use libsqlite3_sys as ffi;
-    use std::ffi::{CStr, CString};
-
-    /// An open connection, closed on drop.
-    struct Db(*mut ffi::sqlite3);
-    impl Drop for Db {
-        fn drop(&mut self) {
-            // SAFETY: an open connection with no statement or backup left open.
-            unsafe { ffi::sqlite3_close(self.0) };
-        }
-    }
-    impl Db {
-        fn open(path: &Path, flags: i32) -> anyhow::Result<Db> {
-            let path = CString::new(path.to_str().context("non-UTF-8 path")?)?;
-            let mut db = std::ptr::null_mut();
-            // SAFETY: a valid C string and out-pointer; the default VFS.
-            let rc =
-                unsafe { ffi::sqlite3_open_v2(path.as_ptr(), &mut db, flags, std::ptr::null()) };
-            let db = Db(db);
-            ensure!(rc == ffi::SQLITE_OK, "open: {}", db.message());
-            Ok(db)
-        }
-        fn exec(&self, sql: &str) -> anyhow::Result<()> {
-            let sql = CString::new(sql)?;
-            // SAFETY: an open connection, a valid C string, no callback.
-            let rc = unsafe {
-                ffi::sqlite3_exec(
-                    self.0,
-                    sql.as_ptr(),
-                    None,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
-            ensure!(rc == ffi::SQLITE_OK, "exec: {}", self.message());
-            Ok(())
-        }
-        fn message(&self) -> String {
-            if self.0.is_null() {
-                return "out of memory".to_owned();
-            }
-            // SAFETY: an open connection; the message is copied at once.
-            unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.0)) }
-                .to_string_lossy()
-                .into_owned()
-        }
-    }
-
-    let source = Db::open(src, ffi::SQLITE_OPEN_READWRITE)?;
-    if mmap {
-        source.exec("PRAGMA mmap_size = 17179869184")?;
-    }
-    let target = Db::open(dest, ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE)?;
-    target.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")?;
-    // SAFETY: two open connections, valid schema names.
-    let backup =
-        unsafe { ffi::sqlite3_backup_init(target.0, c"main".as_ptr(), source.0, c"main".as_ptr()) };
-    ensure!(!backup.is_null(), "backup_init: {}", target.message());
-    let mut rc;
-    loop {
-        // SAFETY: `backup` is live until the finish below.
-        rc = unsafe { ffi::sqlite3_backup_step(backup, step) };
-        if !matches!(rc, ffi::SQLITE_OK | ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) {
-            break;
-        }
-    }
-    // SAFETY: finishes and frees `backup`, which is not used again.
-    let finished = unsafe { ffi::sqlite3_backup_finish(backup) };
-    ensure!(
-        rc == ffi::SQLITE_DONE && finished == ffi::SQLITE_OK,
-        "backup: {}",
-        target.message()
-    );
-    Ok(())
+    let mmap_size = mmap.then_some(1 << 34);
+    Ok(backstop::__private::bench_copy(src, dest, step, mmap_size)?)
 }
 
 /// The label suffix of the rows measured with every thread on one CPU.

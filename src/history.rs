@@ -11,9 +11,8 @@ use time::OffsetDateTime;
 pub(crate) const DDL: &str = include_str!("history.sql");
 
 /// How a migration came to be recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
     /// Its forward script ran.
     Applied,
     /// Its probe found the effect already present; the script did not run.
@@ -116,6 +115,16 @@ impl History {
                 checksum: r.checksum.clone(),
             })
             .collect()
+    }
+
+    /// Whether this history (a backup's) is the past of `live` at version `to`: the same
+    /// migrations, with the same checksums and times, up to `to`.
+    pub fn is_past_of(&self, live: &History, to: i64) -> bool {
+        self.records.len() == live.records.iter().filter(|r| r.version <= to).count()
+            && self.records.iter().all(|held| {
+                live.get(held.version)
+                    .is_some_and(|l| l.checksum == held.checksum && l.applied_at == held.applied_at)
+            })
     }
 
     pub fn get(&self, version: i64) -> Option<&Record> {

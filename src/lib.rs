@@ -5,8 +5,8 @@
 //!
 //! - **Online backup first.** Before any change the runner copies the database with SQLite's
 //!   backup API while it holds the write lock, so the copy is exactly the pre-migration state.
-//! - **All or nothing.** Every pending migration runs in one `BEGIN IMMEDIATE` transaction,
-//!   each in a savepoint; on any error the database is exactly as before.
+//! - **All or nothing.** Every pending migration runs in one `BEGIN IMMEDIATE` transaction;
+//!   on any error the database is exactly as before.
 //! - **Idempotency probes.** Each migration has a probe query that says whether its effect is
 //!   already present. A present effect is *adopted* (recorded, not re-run); after a script runs,
 //!   its probe must confirm it.
@@ -61,8 +61,8 @@
 //! 3. Backs the database up through SQLite's backup API on a second connection, writing a
 //!    temporary file that is synced, checked (it must open and report the pre-migration
 //!    version) and renamed. A failed backup aborts the run before anything is written.
-//! 4. Runs each pending migration in a savepoint: probe; if 1, adopt; if 0, run the script and
-//!    require the probe to say 1 now; record the history row.
+//! 4. Runs each pending migration: probe; if 1, adopt; if 0, run the script and require the
+//!    probe to say 1 now; record the history row.
 //! 5. Runs `PRAGMA foreign_key_check` and fails on any violation that was not there before,
 //!    then commits. On any error it rolls back and removes the backup of this run (it would
 //!    duplicate the unchanged database).
@@ -93,23 +93,37 @@
 //! at fault. Whenever an error is returned, the database is as it was.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backup;
+mod config;
+mod connection;
 pub mod error;
+mod execute;
+#[allow(unsafe_code)]
+mod ffi;
+mod foreign_keys;
 mod history;
+mod manual_backup;
+mod migrate;
+mod migrator;
 mod plan;
+mod probe;
 pub mod report;
 mod rollback;
-mod runner;
+mod session;
 pub mod source;
 mod sql;
+mod status;
 
-pub use error::Error;
+pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS};
+pub use error::{BackupError, Error, SqliteFailure};
+pub use migrator::Migrator;
 pub use report::{
     Action, BackupInfo, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus, Reason,
     RollbackReport, RollbackStrategy, State, StatusReport,
 };
-pub use runner::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, Migrator};
 pub use source::{Migration, Source};
 
 /// Embeds a directory of migrations in the binary at compile time and loads it as a
@@ -137,5 +151,6 @@ macro_rules! embed_migrations {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::backup::{STEP_PAGES, bench_copy};
     pub use include_dir;
 }

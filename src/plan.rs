@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::history::{self, Applied, History};
+use crate::history::{self, Applied, History, Method};
 use crate::report::{MigrationStatus, State};
 use crate::source::{Migration, Source};
 
@@ -111,7 +111,7 @@ pub(crate) fn status(
         .zip(probes)
         .map(|(migration, probe)| {
             let record = history.get(migration.version());
-            let state = record.map_or(State::Pending, |r| r.method.into());
+            let state = record.map_or(State::Pending, |r| recorded_state(r.method));
             let (probe, probe_error) = match probe {
                 Ok(value) => (Some(value), None),
                 Err(reason) => (None, Some(reason)),
@@ -138,7 +138,7 @@ pub(crate) fn status(
             rows.push(MigrationStatus {
                 version: record.version,
                 description: record.description.clone(),
-                state: record.method.into(),
+                state: recorded_state(record.method),
                 applied_at: Some(record.applied_at),
                 checksum_ok: None,
                 probe: None,
@@ -150,4 +150,12 @@ pub(crate) fn status(
     }
     rows.sort_by_key(|r| r.version);
     rows
+}
+
+/// The state of a recorded migration.
+fn recorded_state(method: Method) -> State {
+    match method {
+        Method::Applied => State::Applied,
+        Method::Adopted => State::Adopted,
+    }
 }

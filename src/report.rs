@@ -2,12 +2,13 @@
 //! serialisable to JSON (the CLI's `--json` output is exactly these values).
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use crate::backup::{BackupInfo, BackupProgress, Reason};
-pub use crate::history::Method;
+use crate::source::Migration;
 
 /// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),
 /// [`migrate_to`](crate::Migrator::migrate_to) or [`dry_run`](crate::Migrator::dry_run).
@@ -29,17 +30,6 @@ pub struct MigrateReport {
 }
 
 impl MigrateReport {
-    pub(crate) fn up_to_date(database: PathBuf, version: i64, dry_run: bool) -> Self {
-        MigrateReport {
-            database,
-            from_version: version,
-            to_version: version,
-            dry_run,
-            backup: None,
-            migrations: Vec::new(),
-        }
-    }
-
     /// Whether nothing was pending.
     pub fn is_up_to_date(&self) -> bool {
         self.migrations.is_empty()
@@ -60,9 +50,35 @@ pub struct MigrationOutcome {
     pub duration_ms: u64,
     /// Values returned by the script's top-level `SELECT` statements (see the crate docs).
     pub notices: Vec<String>,
-    /// The forward script (dry runs only).
+    /// The script that would run (dry runs only): the forward script, or for a rollback the
+    /// rollback script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
+}
+
+impl MigrationOutcome {
+    /// The outcome of `action` on `migration`, begun at `started`. Dry runs carry the script
+    /// that would run.
+    pub(crate) fn new(
+        migration: &Migration,
+        action: Action,
+        started: Instant,
+        notices: Vec<String>,
+    ) -> Self {
+        let sql = match action {
+            Action::WouldApply | Action::WouldAdopt => Some(migration.sql()),
+            Action::WouldRollBack => Some(migration.rollback_sql()),
+            Action::Applied | Action::Adopted | Action::RolledBack => None,
+        };
+        MigrationOutcome {
+            version: migration.version(),
+            description: migration.description().to_owned(),
+            action,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            notices,
+            sql: sql.map(str::to_owned),
+        }
+    }
 }
 
 /// What was done to a migration.
@@ -193,13 +209,4 @@ pub enum State {
     Adopted,
     /// Not recorded yet.
     Pending,
-}
-
-impl From<Method> for State {
-    fn from(method: Method) -> Self {
-        match method {
-            Method::Applied => State::Applied,
-            Method::Adopted => State::Adopted,
-        }
-    }
 }

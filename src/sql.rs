@@ -4,17 +4,31 @@
 //! complete; so semicolons inside strings, comments and trigger bodies never split a statement.
 //! No database is needed, and nothing here executes SQL.
 
-use std::ffi::CString;
+use crate::ffi::is_complete;
 
 /// One statement of a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Statement {
+    sql: String,
+    line: usize,
+    keyword: String,
+}
+
+impl Statement {
     /// The statement's text, from its first token to its `;` (included when present).
-    pub sql: String,
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
     /// Line (1-based) of the statement's first token.
-    pub line: usize,
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     /// The first keyword, upper-cased (`SELECT`, `CREATE`, ...).
-    pub keyword: String,
+    pub fn keyword(&self) -> &str {
+        &self.keyword
+    }
 }
 
 /// Why a script could not be split.
@@ -80,17 +94,6 @@ fn push_statement(statements: &mut Vec<Statement>, script: &str, from: usize, to
         line: line_of(script, from + offset),
         keyword,
     });
-}
-
-/// Whether SQLite considers `sql` one or more complete statements.
-fn is_complete(sql: &str) -> bool {
-    match CString::new(sql) {
-        // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
-        // `sqlite3_complete` only reads it and needs no initialised library or connection.
-        Ok(c) => unsafe { libsqlite3_sys::sqlite3_complete(c.as_ptr()) != 0 },
-        // An interior NUL: let the caller see it as an incomplete statement.
-        Err(_) => false,
-    }
 }
 
 /// Byte offset of the first character that is neither whitespace nor inside a comment.

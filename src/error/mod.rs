@@ -1,7 +1,12 @@
 //! The error type of every fallible operation in this crate.
 
+mod backup;
+
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::ffi::SqliteFailure;
+pub use backup::BackupError;
 
 /// Everything that can go wrong while loading migrations, migrating, rolling back or
 /// inspecting a database.
@@ -249,15 +254,15 @@ pub enum Error {
         violations: Vec<ForeignKeyViolation>,
     },
 
-    /// A backup could not be written or verified; nothing was changed.
-    #[error("backup of {database} to {path} failed: {reason}")]
+    /// A backup could not be written, read, verified or restored; nothing was changed.
+    #[error("backup of {database} at {path}: {cause}")]
     Backup {
         /// The database file.
         database: PathBuf,
         /// The backup file (or directory) at fault.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        cause: BackupError,
     },
 
     /// Any other database error, with what the runner was doing.

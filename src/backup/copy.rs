@@ -1,0 +1,235 @@
+//! Driving SQLite's backup API: a database into a new file, or a backup file into the live
+//! database (a restore). Everything here blocks: callers run it on the blocking pool.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{BackupProgress, ProgressFn};
+use crate::error::{BackupError, Error};
+use crate::ffi::{Backup, OpenMode, RawConnection, Step};
+
+/// Pages copied per backup step: large enough to run at the speed of the disk, small enough
+/// for progress to move.
+#[doc(hidden)]
+pub const STEP_PAGES: i32 = 2048;
+
+/// Why a copy stopped.
+#[derive(Debug)]
+pub(crate) enum CopyFailure {
+    /// Another connection held a lock past the busy timeout.
+    Busy,
+    /// Anything else.
+    Failed(BackupError),
+}
+
+impl From<BackupError> for CopyFailure {
+    fn from(error: BackupError) -> Self {
+        CopyFailure::Failed(error)
+    }
+}
+
+impl CopyFailure {
+    /// The public error: [`Error::Busy`] or [`Error::Backup`] naming `path`.
+    pub fn into_error(self, database: &Path, path: &Path, busy_timeout: Duration) -> Error {
+        match self {
+            CopyFailure::Busy => Error::Busy {
+                database: database.to_owned(),
+                timeout: busy_timeout,
+            },
+            CopyFailure::Failed(cause) => Error::Backup {
+                database: database.to_owned(),
+                path: path.to_owned(),
+                cause,
+            },
+        }
+    }
+}
+
+/// Copies the main database of `source` into a new file `dest` with the backup API, makes the
+/// file self-contained and syncs it, and hands the source connection back.
+pub(crate) fn copy_to_new_file(
+    source: RawConnection,
+    dest: &Path,
+    progress: Option<&ProgressFn>,
+) -> Result<RawConnection, CopyFailure> {
+    let mut target = RawConnection::open(dest, OpenMode::Create)
+        .map_err(BackupError::sqlite("cannot create the file"))?;
+    // The partial file is thrown away on any failure: no journal, no syncing until the end.
+    target
+        .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+        .map_err(BackupError::sqlite("cannot prepare the file"))?;
+    let mut backup =
+        Backup::new(&mut target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
+    run_steps(&mut backup, progress)?;
+    let (_, source) = backup
+        .finish()
+        .map_err(BackupError::sqlite("cannot finish the copy"))?;
+    drop(target);
+    make_self_contained(dest).map_err(BackupError::io("cannot finish the file"))?;
+    Ok(source)
+}
+
+/// Steps a backup to its end, reporting progress.
+fn run_steps<D: AsRef<RawConnection>, S: AsRef<RawConnection>>(
+    backup: &mut Backup<D, S>,
+    progress: Option<&ProgressFn>,
+) -> Result<(), CopyFailure> {
+    loop {
+        let step = backup
+            .step(STEP_PAGES)
+            .map_err(BackupError::sqlite("copying pages"))?;
+        if let Some(report) = progress {
+            let (copied_pages, total_pages) = backup.progress();
+            report(BackupProgress {
+                copied_pages,
+                total_pages,
+            });
+        }
+        match step {
+            Step::Done => return Ok(()),
+            Step::More => {}
+            Step::Busy => return Err(CopyFailure::Busy),
+        }
+    }
+}
+
+/// Turns a copy of a WAL-mode database into a rollback-journal one (header bytes 18 and 19,
+/// the file format's read and write versions, from 2 to 1), so that the backup is one
+/// self-contained file, and syncs it to disk.
+fn make_self_contained(path: &Path) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    if file.metadata()?.len() >= 100 {
+        let mut header = [0u8; 2];
+        file.seek(SeekFrom::Start(18))?;
+        file.read_exact(&mut header)?;
+        if header == [2, 2] {
+            file.seek(SeekFrom::Start(18))?;
+            file.write_all(&[1, 1])?;
+        }
+    }
+    file.sync_all()
+}
+
+/// A restore of a backup file into the live database, holding the live database's write lock
+/// from [`LockedRestore::lock`] until it is run or dropped (which writes nothing).
+pub(crate) struct LockedRestore(Backup<RawConnection, RawConnection>);
+
+impl LockedRestore {
+    /// Prepares a restore of `backup` into `live` (a connection with no open transaction) and
+    /// takes the live database's write lock, copying nothing yet.
+    pub fn lock(live: RawConnection, backup: &Path) -> Result<Self, CopyFailure> {
+        let source = RawConnection::open(backup, OpenMode::Existing)
+            .map_err(BackupError::sqlite("cannot open the backup"))?;
+        let mut restore =
+            Backup::new(live, source).map_err(BackupError::sqlite("cannot start the restore"))?;
+        // A 0-page step takes the destination's lock. It would complete at once (restoring an
+        // empty database) only for a source without pages, which callers refuse beforehand.
+        match restore
+            .step(0)
+            .map_err(BackupError::sqlite("cannot lock the database"))?
+        {
+            Step::More => Ok(LockedRestore(restore)),
+            Step::Busy => Err(CopyFailure::Busy),
+            Step::Done => Err(BackupError::Io {
+                doing: "cannot restore it",
+                cause: std::io::Error::other("the backup is an empty file"),
+            }
+            .into()),
+        }
+    }
+
+    /// The live database's data version as seen under the lock.
+    pub fn data_version(&self) -> Result<u32, CopyFailure> {
+        Ok(self
+            .0
+            .dest()
+            .data_version()
+            .map_err(BackupError::sqlite("cannot read the data version"))?)
+    }
+
+    /// Copies every page and commits: other connections see the old content or the restored
+    /// content, never a mix. On failure the live database is unchanged.
+    pub fn run(mut self, progress: Option<&ProgressFn>) -> Result<(), CopyFailure> {
+        run_steps(&mut self.0, progress)?;
+        self.0
+            .finish()
+            .map_err(BackupError::sqlite("cannot commit the restore"))?;
+        Ok(())
+    }
+}
+
+/// For the benchmark only: copies the database file `src` into a new file `dest` the way a
+/// backup copies it (no journal, no sync), `step_pages` pages per step (-1: all at once), the
+/// source read through a memory map of `mmap_size` bytes when given.
+#[doc(hidden)]
+pub fn bench_copy(
+    src: &Path,
+    dest: &Path,
+    step_pages: i32,
+    mmap_size: Option<u64>,
+) -> Result<(), BackupError> {
+    let source = RawConnection::open(src, OpenMode::Existing)
+        .map_err(BackupError::sqlite("cannot open the database"))?;
+    if let Some(size) = mmap_size {
+        source
+            .exec(&format!("PRAGMA mmap_size = {size}"))
+            .map_err(BackupError::sqlite("cannot map the database"))?;
+    }
+    let target = RawConnection::open(dest, OpenMode::Create)
+        .map_err(BackupError::sqlite("cannot create the file"))?;
+    target
+        .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+        .map_err(BackupError::sqlite("cannot prepare the file"))?;
+    let mut backup =
+        Backup::new(target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
+    while backup
+        .step(step_pages)
+        .map_err(BackupError::sqlite("copying pages"))?
+        != Step::Done
+    {}
+    backup
+        .finish()
+        .map_err(BackupError::sqlite("cannot finish the copy"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The data version seen under the restore's lock tells whether another connection
+    /// committed since the safety copy was read, in both journal modes.
+    #[test]
+    fn the_data_version_detects_a_commit_between_copy_and_lock() {
+        for mode in ["WAL", "DELETE"] {
+            for commit_in_between in [false, true] {
+                let dir = tempfile::tempdir().unwrap();
+                let live = dir.path().join("live.db");
+                let saved = dir.path().join("saved.db");
+                let writer = RawConnection::open(&live, OpenMode::Create).unwrap();
+                writer
+                    .exec(&format!(
+                        "PRAGMA journal_mode = {mode}; CREATE TABLE t (x); INSERT INTO t VALUES (1);"
+                    ))
+                    .unwrap();
+                let other = RawConnection::open(&saved, OpenMode::Create).unwrap();
+                other.exec("CREATE TABLE t (x);").unwrap();
+                drop(other);
+
+                let reader = RawConnection::open(&live, OpenMode::Existing).unwrap();
+                let reader = copy_to_new_file(reader, &dir.path().join("copy.db"), None).unwrap();
+                let before = reader.data_version().unwrap();
+                if commit_in_between {
+                    writer.exec("INSERT INTO t VALUES (2);").unwrap();
+                }
+                let restore = LockedRestore::lock(reader, &saved).unwrap();
+                let changed = restore.data_version().unwrap() != before;
+                assert_eq!(changed, commit_in_between, "{mode}");
+            }
+        }
+    }
+}

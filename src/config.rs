@@ -1,0 +1,102 @@
+//! What a [`Migrator`](crate::Migrator) is configured with: where backups go and how many are
+//! kept, how long to wait for other writers, and who hears of a backup's progress.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::backup::{BackupDir, ProgressFn};
+
+/// Default number of backups kept per database.
+pub const DEFAULT_KEEP_BACKUPS: usize = 10;
+/// Default time to wait for another writer to release the database.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether runs take backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backups {
+    /// Before every change (the default).
+    Take,
+    /// Never: for throw-away databases.
+    Skip,
+}
+
+/// The configuration of a migrator.
+#[derive(Clone)]
+pub(crate) struct Config {
+    backup_dir: Option<PathBuf>,
+    keep_backups: usize,
+    busy_timeout: Duration,
+    backups: Backups,
+    progress: Option<ProgressFn>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backup_dir: None,
+            keep_backups: DEFAULT_KEEP_BACKUPS,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            backups: Backups::Take,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("backup_dir", &self.backup_dir)
+            .field("keep_backups", &self.keep_backups)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("backups", &self.backups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn set_backup_dir(&mut self, dir: PathBuf) {
+        self.backup_dir = Some(dir);
+    }
+
+    pub fn set_keep_backups(&mut self, keep: usize) {
+        self.keep_backups = keep.max(1);
+    }
+
+    pub fn set_busy_timeout(&mut self, timeout: Duration) {
+        self.busy_timeout = timeout;
+    }
+
+    pub fn set_backups(&mut self, backups: Backups) {
+        self.backups = backups;
+    }
+
+    pub fn set_progress(&mut self, progress: ProgressFn) {
+        self.progress = Some(progress);
+    }
+
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    pub fn backups(&self) -> Backups {
+        self.backups
+    }
+
+    pub fn progress(&self) -> Option<ProgressFn> {
+        self.progress.clone()
+    }
+
+    /// The backups of the database `file`.
+    pub fn backup_dir_of(&self, file: &Path) -> BackupDir {
+        BackupDir::new(file, self.backup_dir.as_deref())
+    }
+
+    /// Applies retention to the backups of the database `file` after a successful run,
+    /// keeping `protect`. Failures are logged, not returned: the run itself succeeded.
+    pub fn prune(&self, file: &Path, protect: &[&Path]) {
+        let dir = self.backup_dir_of(file);
+        if let Err(err) = dir.prune(self.keep_backups, protect) {
+            tracing::warn!(dir = %dir.path().display(), %err, "could not prune old backups");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The runner's connections to the database the pool names: opening them, finding the file
+//! behind them, and turning sqlx's errors into ones that name the database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::error::Error;
+use crate::history::History;
+
+/// The database as the pool names it, for messages and reports.
+pub(crate) fn display_name(pool: &SqlitePool) -> PathBuf {
+    pool.connect_options().get_filename().to_owned()
+}
+
+/// Opens a connection of the runner's own with `options`.
+pub(crate) async fn connect(
+    options: &SqliteConnectOptions,
+    database: &Path,
+) -> Result<SqliteConnection, Error> {
+    options
+        .connect()
+        .await
+        .map_err(|e| database_error(database, "opening a connection", e))
+}
+
+/// Borrows a connection of the pool.
+pub(crate) async fn acquire(
+    pool: &SqlitePool,
+    database: &Path,
+) -> Result<PoolConnection<Sqlite>, Error> {
+    pool.acquire()
+        .await
+        .map_err(|e| database_error(database, "opening a connection", e))
+}
+
+/// Reads the history on a pool connection, without a lock.
+pub(crate) async fn unlocked_history(pool: &SqlitePool, database: &Path) -> Result<History, Error> {
+    let mut conn = acquire(pool, database).await?;
+    History::read(&mut conn)
+        .await
+        .map_err(|e| database_error(database, "reading the history", e))
+}
+
+/// The file of the pool's main database (`None` in memory), as SQLite resolved it.
+pub(crate) async fn database_file(
+    pool: &SqlitePool,
+    database: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    let mut conn = acquire(pool, database).await?;
+    main_file(&mut conn)
+        .await
+        .map_err(|e| database_error(database, "locating the database file", e))
+}
+
+/// The file of the connection's `main` database, `None` for an in-memory database.
+pub(crate) async fn main_file(conn: &mut SqliteConnection) -> Result<Option<PathBuf>, sqlx::Error> {
+    let rows = sqlx::raw_sql("PRAGMA database_list")
+        .fetch_all(conn)
+        .await?;
+    for row in rows {
+        let name: String = row.try_get(1)?;
+        if name == "main" {
+            let file: Option<String> = row.try_get(2)?;
+            return Ok(file.filter(|f| !f.is_empty()).map(PathBuf::from));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs SQL whose rows do not matter.
+pub(crate) async fn execute(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sql).execute(conn).await.map(drop)
+}
+
+/// Wraps a sqlx error with what the runner was doing; recognises files that are not databases.
+pub(crate) fn database_error(database: &Path, context: &str, cause: sqlx::Error) -> Error {
+    if let Some(code) = sqlite_code(&cause) {
+        // SQLITE_CORRUPT (11), SQLITE_NOTADB (26)
+        if code & 0xff == 11 || code & 0xff == 26 {
+            return Error::NotADatabase {
+                database: database.to_owned(),
+                message: cause
+                    .as_database_error()
+                    .map(|e| e.message().to_owned())
+                    .unwrap_or_default(),
+            };
+        }
+    }
+    Error::Database {
+        database: database.to_owned(),
+        context: context.to_owned(),
+        cause,
+    }
+}
+
+/// Like [`database_error`], but a lock held past the busy timeout is [`Error::Busy`].
+pub(crate) fn lock_error(
+    database: &Path,
+    context: &str,
+    cause: sqlx::Error,
+    busy_timeout: Duration,
+) -> Error {
+    if is_busy(&cause) {
+        Error::Busy {
+            database: database.to_owned(),
+            timeout: busy_timeout,
+        }
+    } else {
+        database_error(database, context, cause)
+    }
+}
+
+fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
+    error.as_database_error()?.code()?.parse().ok()
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
+fn is_busy(error: &sqlx::Error) -> bool {
+    sqlite_code(error).is_some_and(|c| c & 0xff == 5 || c & 0xff == 6)
+}

@@ -1,0 +1,103 @@
+//! Why a backup failed: the typed cause of [`Error::Backup`](crate::Error::Backup).
+
+use std::path::PathBuf;
+
+use crate::ffi::SqliteFailure;
+
+/// Why a backup could not be taken, read, verified or restored.
+///
+/// It is the `cause` of [`Error::Backup`](crate::Error::Backup), which names the database
+/// and the file or directory at fault. A lock held past the busy timeout is never one of
+/// these: it is [`Error::Busy`](crate::Error::Busy).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// SQLite failed while opening a file, copying pages or committing the copy.
+    #[error("{doing}: {failure}")]
+    Sqlite {
+        /// What the runner was doing.
+        doing: &'static str,
+        /// What SQLite said.
+        failure: SqliteFailure,
+    },
+
+    /// A file-system operation failed (creating the directory, syncing, renaming, listing).
+    #[error("{doing}: {cause}")]
+    Io {
+        /// What the runner was doing.
+        doing: &'static str,
+        /// The operating system's error.
+        cause: std::io::Error,
+    },
+
+    /// The file does not open as a SQLite database, or its history cannot be read.
+    #[error("does not open as a backup: {cause}")]
+    Unreadable {
+        /// SQLite's error.
+        cause: sqlx::Error,
+    },
+
+    /// `PRAGMA integrity_check` found the file damaged.
+    #[error("integrity check failed: {}", problems.join("; "))]
+    Damaged {
+        /// The first problems the check reported.
+        problems: Vec<String>,
+    },
+
+    /// A new copy does not hold the version the database was at.
+    #[error("the copy reports version {found}, but the database was at version {expected}")]
+    WrongVersion {
+        /// The version of the database.
+        expected: i64,
+        /// The version the copy holds.
+        found: i64,
+    },
+
+    /// Backups are off for this migrator
+    /// ([`Migrator::without_backups`](crate::Migrator::without_backups)).
+    #[error("backups are off for this migrator")]
+    Off,
+
+    /// The database is in memory: there is no file to copy.
+    #[error("the database is in memory: there is no file to back up")]
+    InMemory,
+
+    /// The newest backup that holds the version asked for failed its check. It is never
+    /// skipped in favour of an older one.
+    #[error(
+        "the newest backup holding version {version} failed its check and will not be restored \
+         ({cause}); move it away to fall back to an older one, or roll back with the scripts"
+    )]
+    NewestRefused {
+        /// The version asked for.
+        version: i64,
+        /// Why the backup was refused.
+        cause: Box<BackupError>,
+    },
+
+    /// After a restore the database reports another version than the backup held.
+    #[error(
+        "after the restore the database reports version {found}, not {expected}; the state \
+         before is in {}", safety.display()
+    )]
+    RestoredWrongVersion {
+        /// The version of the restored backup.
+        expected: i64,
+        /// The version the database reports.
+        found: i64,
+        /// The safety backup taken before the restore.
+        safety: PathBuf,
+    },
+}
+
+impl BackupError {
+    /// A SQLite failure while doing something.
+    pub(crate) fn sqlite(doing: &'static str) -> impl FnOnce(SqliteFailure) -> Self {
+        move |failure| BackupError::Sqlite { doing, failure }
+    }
+
+    /// A file-system failure while doing something.
+    pub(crate) fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |cause| BackupError::Io { doing, cause }
+    }
+}

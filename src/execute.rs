@@ -1,0 +1,52 @@
+//! Running a script on the runner's connection, statement by statement, so that an error names
+//! the statement and its line; top-level `SELECT`s are the script's notices.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, TypeInfo, ValueRef};
+
+use crate::error::{Error, shorten};
+use crate::source::Script;
+
+/// Runs `script` of migration `version`; returns the non-NULL values of the first column of
+/// its top-level `SELECT` statements (its notices).
+pub(crate) async fn run_script(
+    conn: &mut SqliteConnection,
+    version: i64,
+    script: &Script,
+) -> Result<Vec<String>, Error> {
+    let mut notices = Vec::new();
+    for statement in script.statements() {
+        let failed = |cause| Error::Statement {
+            version,
+            path: script.path().to_owned(),
+            line: statement.line(),
+            statement: shorten(statement.sql()),
+            cause,
+        };
+        let query = sqlx::raw_sql(AssertSqlSafe(statement.sql()));
+        if statement.keyword() == "SELECT" {
+            let rows = query.fetch_all(&mut *conn).await.map_err(failed)?;
+            notices.extend(rows.iter().filter_map(|row| value_text(row, 0)));
+        } else {
+            query.execute(&mut *conn).await.map_err(failed)?;
+        }
+    }
+    Ok(notices)
+}
+
+/// A column's value as text, `None` for NULL.
+pub(crate) fn value_text(row: &SqliteRow, index: usize) -> Option<String> {
+    let raw = row.try_get_raw(index).ok()?;
+    if raw.is_null() {
+        return None;
+    }
+    match raw.type_info().name() {
+        "INTEGER" => row.try_get::<i64, _>(index).ok().map(|v| v.to_string()),
+        "REAL" => row.try_get::<f64, _>(index).ok().map(|v| v.to_string()),
+        "BLOB" => row
+            .try_get::<Vec<u8>, _>(index)
+            .ok()
+            .map(|v| format!("<{} bytes>", v.len())),
+        _ => row.try_get::<String, _>(index).ok(),
+    }
+}

@@ -1,0 +1,395 @@
+//! Every direct call into SQLite's C API, and the only module of the crate with `unsafe` code.
+//!
+//! It wraps what sqlx does not offer, in the shape of rusqlite's `backup` module: raw
+//! connections ([`RawConnection`]), the online backup API ([`Backup`]) and the statement
+//! completeness test of the `sqlite3` shell ([`is_complete`]). Every raw object is owned by a
+//! value whose `Drop` releases it, and every failure is a typed [`SqliteFailure`] (its result
+//! code and SQLite's message); a busy database is a value ([`Step::Busy`]), not an error
+//! string to search.
+//!
+//! These connections are opened by this crate, never shared with sqlx's worker threads, and
+//! used by one thread at a time (they may move between blocking tasks, never be shared).
+
+use std::ffi::{CStr, CString, c_int};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+use std::time::Duration;
+
+use libsqlite3_sys as sys;
+
+/// A failure reported by SQLite: its (extended) result code and what SQLite said.
+///
+/// ```
+/// # fn f(failure: &backstop::SqliteFailure) {
+/// if failure.is_busy() {
+///     eprintln!("another connection holds the lock: {failure}");
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SqliteFailure {
+    code: c_int,
+    message: String,
+}
+
+impl SqliteFailure {
+    fn new(code: c_int, message: impl Into<String>) -> Self {
+        SqliteFailure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure with SQLite's generic text for `code`.
+    fn from_code(code: c_int) -> Self {
+        SqliteFailure::new(code, error_string(code))
+    }
+
+    /// SQLite's extended result code (`SQLITE_IOERR_WRITE`, ...); `code() & 0xff` is the
+    /// primary code.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// What SQLite said, with the operating system's error for I/O failures.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY` or
+    /// `SQLITE_LOCKED`).
+    pub fn is_busy(&self) -> bool {
+        matches!(self.code & 0xff, sys::SQLITE_BUSY | sys::SQLITE_LOCKED)
+    }
+}
+
+/// Whether SQLite considers `sql` one or more complete statements (`sqlite3_complete`): the
+/// text ends with a `;` outside strings, comments and trigger bodies. A NUL byte makes it
+/// incomplete.
+pub(crate) fn is_complete(sql: &str) -> bool {
+    match CString::new(sql) {
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
+        // `sqlite3_complete` only reads it and needs no connection.
+        Ok(c) => unsafe { sys::sqlite3_complete(c.as_ptr()) != 0 },
+        Err(_) => false,
+    }
+}
+
+/// A raw connection opened with `sqlite3_open_v2`, closed on drop.
+pub(crate) struct RawConnection {
+    db: NonNull<sys::sqlite3>,
+}
+
+// SAFETY: SQLite connections (here opened in the multi-thread mode, `SQLITE_OPEN_NOMUTEX`) may be
+// used from any thread as long as no two threads use one at the same time. `RawConnection` is
+// not `Sync` and every method takes `&self`/`&mut self` from its single owner, so moving it to
+// another thread (e.g. into a blocking task) is sound. File locks are per process, not per thread.
+unsafe impl Send for RawConnection {}
+
+impl AsRef<RawConnection> for RawConnection {
+    fn as_ref(&self) -> &RawConnection {
+        self
+    }
+}
+
+/// How to open a [`RawConnection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// An existing file, read-write (reading only, but able to recover a hot journal).
+    Existing,
+    /// A file that may not exist yet.
+    Create,
+}
+
+impl RawConnection {
+    /// Opens the file at `path` (a path, never a URI).
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Self, SqliteFailure> {
+        let c_path = path
+            .to_str()
+            .and_then(|s| CString::new(s).ok())
+            .ok_or_else(|| {
+                SqliteFailure::new(
+                    sys::SQLITE_CANTOPEN,
+                    format!("unsupported path {}", path.display()),
+                )
+            })?;
+        let flags = match mode {
+            OpenMode::Existing => sys::SQLITE_OPEN_READWRITE,
+            OpenMode::Create => sys::SQLITE_OPEN_READWRITE | sys::SQLITE_OPEN_CREATE,
+        } | sys::SQLITE_OPEN_NOMUTEX;
+        let mut db = ptr::null_mut();
+        // SAFETY: valid NUL-terminated path, out-pointer to a local; a null VFS name means the
+        // default VFS.
+        let rc = unsafe { sys::sqlite3_open_v2(c_path.as_ptr(), &mut db, flags, ptr::null()) };
+        // Even on failure SQLite usually hands back a handle that must be closed.
+        let conn = NonNull::new(db).map(|db| RawConnection { db });
+        match (rc, conn) {
+            (sys::SQLITE_OK, Some(conn)) => Ok(conn),
+            (_, Some(conn)) => Err(conn.last_failure()),
+            (rc, None) => Err(SqliteFailure::from_code(rc)),
+        }
+    }
+
+    /// How long a statement waits for another connection's lock before failing as busy.
+    pub fn set_busy_timeout(&self, timeout: Duration) {
+        let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: `self.db` is an open connection.
+        unsafe { sys::sqlite3_busy_timeout(self.db.as_ptr(), ms) };
+    }
+
+    /// Runs SQL whose rows, if any, do not matter.
+    pub fn exec(&self, sql: &str) -> Result<(), SqliteFailure> {
+        let c_sql = CString::new(sql)
+            .map_err(|_| SqliteFailure::new(sys::SQLITE_MISUSE, "SQL with a NUL byte"))?;
+        // SAFETY: open connection, valid SQL string, no callback, no error out-pointer.
+        let rc = unsafe {
+            sys::sqlite3_exec(
+                self.db.as_ptr(),
+                c_sql.as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if rc == sys::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.last_failure())
+        }
+    }
+
+    /// The "data version" of the main database's pager: it changes whenever the database file
+    /// changes, through this connection or any other (`SQLITE_FCNTL_DATA_VERSION`).
+    pub fn data_version(&self) -> Result<u32, SqliteFailure> {
+        let mut version: u32 = 0;
+        // SAFETY: open connection; the file control writes one `unsigned int` to the pointer.
+        let rc = unsafe {
+            sys::sqlite3_file_control(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                sys::SQLITE_FCNTL_DATA_VERSION,
+                (&raw mut version).cast(),
+            )
+        };
+        if rc == sys::SQLITE_OK {
+            Ok(version)
+        } else {
+            Err(SqliteFailure::from_code(rc))
+        }
+    }
+
+    /// The connection's last error, with its extended code.
+    fn last_failure(&self) -> SqliteFailure {
+        // SAFETY: open connection; the message is copied before any other call on it.
+        unsafe {
+            let code = sys::sqlite3_extended_errcode(self.db.as_ptr());
+            let msg = sys::sqlite3_errmsg(self.db.as_ptr());
+            if msg.is_null() {
+                SqliteFailure::from_code(code)
+            } else {
+                SqliteFailure::new(code, CStr::from_ptr(msg).to_string_lossy())
+            }
+        }
+    }
+}
+
+impl Drop for RawConnection {
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened by us; every backup object borrowing it has been
+        // finished (the borrow checker guarantees `Backup` does not outlive it).
+        unsafe { sys::sqlite3_close(self.db.as_ptr()) };
+    }
+}
+
+/// An online backup from one connection's main database to another's, finished on drop.
+///
+/// `D` and `S` are the destination and source connections, owned or borrowed. SQLite forbids
+/// any use of the destination while the backup is open; owning it, or holding the only
+/// `&mut` to it, makes sure of that.
+pub(crate) struct Backup<D: AsRef<RawConnection>, S: AsRef<RawConnection>> {
+    raw: NonNull<sys::sqlite3_backup>,
+    dest: D,
+    src: S,
+}
+
+// SAFETY: the backup object belongs to its two connections, which move with it (see the
+// `Send` impl of `RawConnection`); it is used by one thread at a time.
+unsafe impl<D: AsRef<RawConnection> + Send, S: AsRef<RawConnection> + Send> Send for Backup<D, S> {}
+
+/// Outcome of one [`Backup::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Every page is copied.
+    Done,
+    /// Pages remain.
+    More,
+    /// A lock of another connection was held past the busy timeout; nothing was lost, and
+    /// stepping again retries.
+    Busy,
+}
+
+impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Backup<D, S> {
+    /// Starts a backup of `src`'s main database into `dest`'s. The destination may have no
+    /// open transaction.
+    pub fn new(dest: D, src: S) -> Result<Self, SqliteFailure> {
+        let main = c"main";
+        // SAFETY: both connections are open and, being fields of the returned value, outlive
+        // the backup object, which `Drop` finishes before they are released.
+        let raw = unsafe {
+            sys::sqlite3_backup_init(
+                dest.as_ref().db.as_ptr(),
+                main.as_ptr(),
+                src.as_ref().db.as_ptr(),
+                main.as_ptr(),
+            )
+        };
+        match NonNull::new(raw) {
+            Some(raw) => Ok(Backup { raw, dest, src }),
+            None => Err(dest.as_ref().last_failure()),
+        }
+    }
+
+    /// Copies up to `pages` pages (-1: all). The first step takes the destination's write
+    /// lock, which is held until the backup is done or finished: a step of 0 pages only takes
+    /// the lock (unless the source is empty, in which case the backup completes).
+    pub fn step(&mut self, pages: c_int) -> Result<Step, SqliteFailure> {
+        // SAFETY: the backup object is live until `finish`/drop.
+        let rc = unsafe { sys::sqlite3_backup_step(self.raw.as_ptr(), pages) };
+        // Read at once: the OS error of a failed read or write (what SQLite's unix VFS reports
+        // as its "last error"), before anything else can change it.
+        let os_error = std::io::Error::last_os_error();
+        match rc {
+            sys::SQLITE_DONE => Ok(Step::Done),
+            sys::SQLITE_OK => Ok(Step::More),
+            rc if matches!(rc & 0xff, sys::SQLITE_BUSY | sys::SQLITE_LOCKED) => Ok(Step::Busy),
+            rc => Err(step_failure(rc, &os_error)),
+        }
+    }
+
+    /// `(pages copied so far, pages in all)`, as of the last step.
+    pub fn progress(&self) -> (u64, u64) {
+        // SAFETY: the backup object is live.
+        let (remaining, total) = unsafe {
+            (
+                sys::sqlite3_backup_remaining(self.raw.as_ptr()),
+                sys::sqlite3_backup_pagecount(self.raw.as_ptr()),
+            )
+        };
+        let total = u64::try_from(total).unwrap_or(0);
+        let remaining = u64::try_from(remaining).unwrap_or(0);
+        (total.saturating_sub(remaining), total)
+    }
+
+    /// The destination connection (only to read its pager's state; never to run SQL).
+    pub fn dest(&self) -> &RawConnection {
+        self.dest.as_ref()
+    }
+
+    /// Releases the backup object, reports any error of the whole operation and hands the
+    /// connections back. Finishing a backup that is not done rolls the destination's
+    /// transaction back: nothing is written.
+    pub fn finish(self) -> Result<(D, S), SqliteFailure> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the object is live; `this` is never dropped, so it is finished exactly once.
+        let rc = unsafe { sys::sqlite3_backup_finish(this.raw.as_ptr()) };
+        // SAFETY: each field is moved out once and `this` is never used again.
+        let (dest, src) = unsafe { (ptr::read(&this.dest), ptr::read(&this.src)) };
+        match rc {
+            sys::SQLITE_OK => Ok((dest, src)),
+            rc => {
+                let said = dest.as_ref().last_failure();
+                Err(SqliteFailure::new(
+                    rc,
+                    format!("{} ({})", error_string(rc), said.message),
+                ))
+            }
+        }
+    }
+}
+
+impl<D: AsRef<RawConnection>, S: AsRef<RawConnection>> Drop for Backup<D, S> {
+    fn drop(&mut self) {
+        // SAFETY: the object is live; finishing releases it (errors are moot on this path).
+        unsafe { sys::sqlite3_backup_finish(self.raw.as_ptr()) };
+    }
+}
+
+/// What went wrong in a backup step: `sqlite3_backup_step` sets no connection's error message,
+/// so the code says it, with the OS error for I/O failures (a full disk, a file-size limit).
+fn step_failure(rc: c_int, os_error: &std::io::Error) -> SqliteFailure {
+    let message = error_string(rc);
+    let io = matches!(
+        rc & 0xff,
+        sys::SQLITE_IOERR | sys::SQLITE_FULL | sys::SQLITE_CANTOPEN
+    );
+    match os_error.raw_os_error() {
+        Some(errno) if io && errno != 0 => SqliteFailure::new(rc, format!("{message}: {os_error}")),
+        _ => SqliteFailure::new(rc, message),
+    }
+}
+
+/// SQLite's generic text for a result code.
+fn error_string(rc: c_int) -> String {
+    // SAFETY: `sqlite3_errstr` returns a static string for any code.
+    unsafe {
+        let msg = sys::sqlite3_errstr(rc);
+        if msg.is_null() {
+            format!("SQLite error {rc}")
+        } else {
+            CStr::from_ptr(msg).to_string_lossy().into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_destination_is_a_value_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let saved = dir.path().join("saved.db");
+        let holder = RawConnection::open(&live, OpenMode::Create).unwrap();
+        holder
+            .exec("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        RawConnection::open(&saved, OpenMode::Create)
+            .unwrap()
+            .exec("CREATE TABLE t (x);")
+            .unwrap();
+        let dest = RawConnection::open(&live, OpenMode::Existing).unwrap();
+        dest.set_busy_timeout(Duration::from_millis(10));
+        let source = RawConnection::open(&saved, OpenMode::Existing).unwrap();
+        let mut restore = Backup::new(dest, source).unwrap();
+        assert_eq!(restore.step(-1).unwrap(), Step::Busy);
+        holder.exec("COMMIT").unwrap();
+        assert_eq!(restore.step(-1).unwrap(), Step::Done);
+        restore.finish().unwrap();
+    }
+
+    #[test]
+    fn failures_carry_their_code_and_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RawConnection::open(&dir.path().join("none/x.db"), OpenMode::Create)
+            .err()
+            .unwrap();
+        assert_eq!(err.code() & 0xff, sys::SQLITE_CANTOPEN);
+        assert!(!err.is_busy());
+        let conn = RawConnection::open(&dir.path().join("x.db"), OpenMode::Create).unwrap();
+        let err = conn.exec("SELECT * FROM no_such_table").unwrap_err();
+        assert_eq!(err.code() & 0xff, sys::SQLITE_ERROR);
+        assert!(err.message().contains("no_such_table"), "{err}");
+    }
+
+    #[test]
+    fn completeness_follows_the_shell() {
+        assert!(is_complete("SELECT 1;"));
+        assert!(!is_complete("SELECT ';'"));
+        assert!(!is_complete(
+            "CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1;"
+        ));
+        assert!(!is_complete("SELECT 1;\0"));
+    }
+}

@@ -1,0 +1,48 @@
+//! A backup on demand ([`Migrator::backup`](crate::Migrator::backup)): taken under the write
+//! lock like any other, then retention.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::SqlitePool;
+
+use crate::backup::Reason;
+use crate::config::{Backups, Config};
+use crate::error::{BackupError, Error};
+use crate::session::{Mode, Outcome, Session, run_locked};
+
+/// A backup taken on demand, and the database file it belongs to.
+struct Taken {
+    path: PathBuf,
+    file: PathBuf,
+}
+
+impl Outcome for Taken {
+    fn changed_database(&self) -> bool {
+        false
+    }
+}
+
+/// Takes a backup of the pool's database now and applies retention; returns its path.
+pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<PathBuf, Error> {
+    let taken = run_locked(pool, config, Mode::Apply, async |session: &mut Session| {
+        let version = session.history().await?.current_version();
+        session.take_backup(version, Reason::Manual).await?;
+        match (session.take_out_backup(), session.file()) {
+            (Some(backup), Some(file)) => Ok(Taken {
+                file: file.to_owned(),
+                path: backup.keep(),
+            }),
+            (_, file) => Err(Error::Backup {
+                database: session.database().to_owned(),
+                path: file.map(Path::to_owned).unwrap_or_default(),
+                cause: match config.backups() {
+                    Backups::Skip => BackupError::Off,
+                    Backups::Take => BackupError::InMemory,
+                },
+            }),
+        }
+    })
+    .await?;
+    config.prune(&taken.file, &[&taken.path]);
+    Ok(taken.path)
+}

@@ -1,0 +1,176 @@
+//! The migrate algorithm: read the history without a lock, and when something is pending, under
+//! the write lock: read it again, back up, run each pending migration (adopting those whose
+//! effect is present), check foreign keys, commit.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::backup::Reason;
+use crate::config::Config;
+use crate::connection::{acquire, database_error, display_name};
+use crate::error::Error;
+use crate::execute::run_script;
+use crate::foreign_keys::{check_no_new_violations, violations_before};
+use crate::history::{self, Method, NewRecord};
+use crate::plan;
+use crate::probe::{Effect, confirm, probe};
+use crate::report::{Action, MigrateReport, MigrationOutcome};
+use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::source::{Migration, Source};
+
+impl Outcome for MigrateReport {
+    fn changed_database(&self) -> bool {
+        !self.migrations.is_empty()
+    }
+}
+
+/// Migrates up to `target` (the latest when `None`).
+pub(crate) async fn migrate(
+    pool: &SqlitePool,
+    source: &Source,
+    config: &Config,
+    target: Option<i64>,
+    mode: Mode,
+) -> Result<MigrateReport, Error> {
+    let database = display_name(pool);
+    // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
+    let applied = {
+        let mut conn = acquire(pool, &database).await?;
+        history::applied(&mut conn)
+            .await
+            .map_err(|e| database_error(&database, "reading the history", e))?
+    };
+    let first = plan::plan(source, &applied, target, &database)?;
+    if first.pending.is_empty() {
+        tracing::debug!(database = %database.display(), version = first.current, "up to date");
+        return Ok(up_to_date(database, first.current, mode));
+    }
+
+    // 2. to 5., under the write lock.
+    let report = run_locked(pool, config, mode, async |session: &mut Session| {
+        migrate_locked(session, source, target).await
+    })
+    .await?;
+    if mode == Mode::Apply && !report.is_up_to_date() {
+        tracing::info!(
+            database = %database.display(),
+            from = report.from_version,
+            to = report.to_version,
+            "migrated"
+        );
+    }
+    Ok(report)
+}
+
+/// The report of a run that found nothing pending.
+fn up_to_date(database: PathBuf, version: i64, mode: Mode) -> MigrateReport {
+    MigrateReport {
+        database,
+        from_version: version,
+        to_version: version,
+        dry_run: mode == Mode::DryRun,
+        backup: None,
+        migrations: Vec::new(),
+    }
+}
+
+/// Steps 2 to 5 under the write lock. A report without migrations: another process migrated
+/// while this one waited for the lock.
+async fn migrate_locked(
+    session: &mut Session,
+    source: &Source,
+    target: Option<i64>,
+) -> Result<MigrateReport, Error> {
+    let database = session.database().to_owned();
+    let mode = session.mode();
+    let applied = session.applied().await?;
+    let plan = plan::plan(source, &applied, target, &database)?;
+    if plan.pending.is_empty() {
+        tracing::info!(database = %database.display(), "another process migrated meanwhile");
+        return Ok(up_to_date(database, plan.current, mode));
+    }
+
+    // 3. The backup, before anything is written.
+    session.take_backup(plan.current, Reason::Migrate).await?;
+    let backup = session.backup().map(Path::to_owned);
+    let backup_name = backup
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned());
+    let conn = session.conn();
+    let fk_before = violations_before(conn, &database).await?;
+    history::ensure_table(conn)
+        .await
+        .map_err(|e| database_error(&database, "creating the history table", e))?;
+
+    // 4. Each migration in turn; any error rolls the whole transaction back.
+    let mut outcomes = Vec::with_capacity(plan.pending.len());
+    for migration in &plan.pending {
+        let outcome = apply_one(conn, migration, mode, backup_name.as_deref(), &database).await?;
+        outcomes.push(outcome);
+    }
+
+    // 5. No new foreign-key violation.
+    let versions: Vec<i64> = plan.pending.iter().map(|m| m.version()).collect();
+    check_no_new_violations(conn, &database, &fk_before, versions).await?;
+
+    Ok(MigrateReport {
+        database,
+        from_version: plan.current,
+        to_version: plan.target(),
+        dry_run: mode == Mode::DryRun,
+        backup,
+        migrations: outcomes,
+    })
+}
+
+/// Runs one migration: adopts it when its probe finds the effect present; otherwise runs its
+/// script and requires the probe to confirm it. Records it in the history.
+async fn apply_one(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    mode: Mode,
+    backup: Option<&str>,
+    database: &Path,
+) -> Result<MigrationOutcome, Error> {
+    let started = Instant::now();
+    let version = migration.version();
+    let (method, notices) = match probe(conn, migration).await? {
+        Effect::Present => {
+            tracing::info!(version, "effect already present: adopting");
+            (Method::Adopted, Vec::new())
+        }
+        Effect::Absent => {
+            tracing::info!(version, description = migration.description(), "applying");
+            let notices = run_script(conn, version, migration.forward()).await?;
+            confirm(conn, migration, migration.forward(), Effect::Present).await?;
+            for notice in &notices {
+                tracing::info!(version, notice = %notice, "migration notice");
+            }
+            (Method::Applied, notices)
+        }
+    };
+    let execution_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    history::insert(
+        conn,
+        &NewRecord {
+            version,
+            description: migration.description(),
+            checksum: &migration.checksum().to_hex(),
+            execution_ms,
+            method,
+            backup,
+        },
+    )
+    .await
+    .map_err(|e| database_error(database, "recording the migration", e))?;
+    let action = match (mode, method) {
+        (Mode::Apply, Method::Applied) => Action::Applied,
+        (Mode::Apply, Method::Adopted) => Action::Adopted,
+        (Mode::DryRun, Method::Applied) => Action::WouldApply,
+        (Mode::DryRun, Method::Adopted) => Action::WouldAdopt,
+    };
+    Ok(MigrationOutcome::new(migration, action, started, notices))
+}

@@ -1,0 +1,214 @@
+//! The [`Migrator`]: a source of migrations, a configuration, and one method per operation.
+//! Each method hands the work to the module that holds it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+
+use crate::backup::BackupProgress;
+use crate::config::{Backups, Config};
+use crate::connection::{database_file, display_name};
+use crate::error::Error;
+use crate::manual_backup::backup_now;
+use crate::migrate::migrate;
+use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy, StatusReport};
+use crate::rollback::rollback;
+use crate::session::Mode;
+use crate::source::Source;
+use crate::status::status;
+
+/// Migrates a SQLite database with the migrations of a [`Source`].
+///
+/// A `Migrator` holds only configuration; it is cheap to clone and every method takes the pool
+/// to work on. See the [crate documentation](crate) for the guarantees and the order of the
+/// steps.
+#[derive(Clone)]
+pub struct Migrator {
+    source: Source,
+    config: Config,
+}
+
+impl std::fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migrator")
+            .field("migrations", &self.source.migrations().len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Migrator {
+    /// A migrator with the default options: backups in `backups/` beside the database file,
+    /// the newest [`DEFAULT_KEEP_BACKUPS`](crate::DEFAULT_KEEP_BACKUPS) kept, a busy timeout of
+    /// [`DEFAULT_BUSY_TIMEOUT`](crate::DEFAULT_BUSY_TIMEOUT).
+    pub fn new(source: Source) -> Self {
+        Migrator {
+            source,
+            config: Config::default(),
+        }
+    }
+
+    /// Where backups are written (created when missing).
+    pub fn backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.set_backup_dir(dir.into());
+        self
+    }
+
+    /// How many backups of the database to keep; older ones are removed after a successful
+    /// run. The backup a run depends on is never removed. At least 1.
+    pub fn keep_backups(mut self, keep: usize) -> Self {
+        self.config.set_keep_backups(keep);
+        self
+    }
+
+    /// How long to wait for other writers before giving up with [`Error::Busy`].
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.config.set_busy_timeout(timeout);
+        self
+    }
+
+    /// Runs without taking backups. This gives up the way back by restore: meant for
+    /// throw-away databases (tests, benchmarks), never for data that matters. (A restore
+    /// still takes its safety backup.)
+    pub fn without_backups(mut self) -> Self {
+        self.config.set_backups(Backups::Skip);
+        self
+    }
+
+    /// Calls `report` after each step of a backup or restore (for a progress bar).
+    pub fn on_backup_progress(
+        mut self,
+        report: impl Fn(BackupProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.set_progress(Arc::new(report));
+        self
+    }
+
+    /// The migrations this migrator applies.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Applies every pending migration, all or nothing.
+    ///
+    /// Returns at once, taking no lock and writing nothing, when nothing is pending. Otherwise
+    /// takes the write lock, backs the database up, runs each pending migration (adopting
+    /// those whose probe says their effect is present) and commits; on any error the
+    /// database is exactly as it was and the backup of this run is removed.
+    pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
+        migrate(pool, &self.source, &self.config, None, Mode::Apply).await
+    }
+
+    /// Like [`migrate`](Self::migrate), but stops at `target`, which must be a version of the
+    /// source at or above the current one.
+    pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
+        migrate(pool, &self.source, &self.config, Some(target), Mode::Apply).await
+    }
+
+    /// Rehearses [`migrate_to`](Self::migrate_to) (or [`migrate`](Self::migrate) when `target`
+    /// is `None`): runs the pending migrations and their probes for real, in a transaction that
+    /// is always rolled back, and reports what would happen.
+    ///
+    /// It writes no backup and never changes the database's content. It does take the write
+    /// lock (`BEGIN IMMEDIATE`) for as long as the dry run lasts, so other writers wait as
+    /// they would for a real run; readers are not blocked in WAL mode. Its connection does not
+    /// spill changes to the database file mid-transaction (`cache_spill = OFF`), so a large
+    /// dry run holds its changes in memory.
+    pub async fn dry_run(
+        &self,
+        pool: &SqlitePool,
+        target: Option<i64>,
+    ) -> Result<MigrateReport, Error> {
+        migrate(pool, &self.source, &self.config, target, Mode::DryRun).await
+    }
+
+    /// Reports the version, each migration's state, whether its checksum matches and what its
+    /// probe says now. Reads only: its connection is `query_only`, and it takes no lock beyond
+    /// a read transaction.
+    pub async fn status(&self, pool: &SqlitePool) -> Result<StatusReport, Error> {
+        status(pool, &self.source).await
+    }
+
+    /// Brings the database back to `to_version`: by restoring the newest verified backup that
+    /// holds that version ([`RollbackStrategy::Backup`]), or by running the rollback scripts
+    /// of the newer migrations, newest first ([`RollbackStrategy::Scripts`]).
+    ///
+    /// Either way a backup of the current state is taken first (the report's
+    /// `safety_backup`), so the rollback can itself be undone. A `to_version` at or above the
+    /// current version is not an error: nothing is done and the report says so.
+    ///
+    /// A restore discards everything written to the database after the restored backup was
+    /// taken (see [`RollbackReport::discards_changes_since`]); the safety backup keeps it.
+    /// Other connections see the old content or the restored one, never a mix.
+    pub async fn rollback(
+        &self,
+        pool: &SqlitePool,
+        to_version: i64,
+        strategy: RollbackStrategy,
+    ) -> Result<RollbackReport, Error> {
+        let (source, config) = (&self.source, &self.config);
+        rollback(pool, source, config, to_version, strategy, Mode::Apply).await
+    }
+
+    /// Reports what [`rollback`](Self::rollback) would do and changes nothing: for a
+    /// restore, which backup would be restored (it is verified like a real restore would
+    /// verify it); for the scripts, a dry run in a transaction that is rolled back (which
+    /// holds the write lock while it runs).
+    pub async fn rollback_dry_run(
+        &self,
+        pool: &SqlitePool,
+        to_version: i64,
+        strategy: RollbackStrategy,
+    ) -> Result<RollbackReport, Error> {
+        let (source, config) = (&self.source, &self.config);
+        rollback(pool, source, config, to_version, strategy, Mode::DryRun).await
+    }
+
+    /// Takes a backup of the database now, under its write lock (other writers wait while
+    /// it is copied; readers do not), and applies retention. Returns the backup's path.
+    ///
+    /// # Errors
+    /// [`Error::Backup`] when backups are off ([`without_backups`](Self::without_backups)),
+    /// the database is in memory, or the copy fails; [`Error::Busy`] when the lock cannot be
+    /// taken in time.
+    pub async fn backup(&self, pool: &SqlitePool) -> Result<PathBuf, Error> {
+        backup_now(pool, &self.config).await
+    }
+
+    /// Every backup of the pool's database, newest first, with the version each holds (read
+    /// from the backup itself).
+    pub async fn backups(&self, pool: &SqlitePool) -> Result<Vec<BackupInfo>, Error> {
+        let database = display_name(pool);
+        let Some(file) = database_file(pool, &database).await? else {
+            return Ok(Vec::new());
+        };
+        let dir = self.config.backup_dir_of(&file);
+        dir.list().await.map_err(|cause| Error::Backup {
+            database,
+            path: dir.path().to_owned(),
+            cause,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: T) {}
+
+    /// Services spawn these futures on a multi-threaded runtime: they must be `Send`.
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn every_operation_can_be_spawned(migrator: &Migrator, pool: &SqlitePool) {
+        send(migrator.migrate(pool));
+        send(migrator.migrate_to(pool, 1));
+        send(migrator.dry_run(pool, None));
+        send(migrator.status(pool));
+        send(migrator.rollback(pool, 0, RollbackStrategy::Backup));
+        send(migrator.rollback_dry_run(pool, 0, RollbackStrategy::Scripts));
+        send(migrator.backup(pool));
+        send(migrator.backups(pool));
+    }
+}

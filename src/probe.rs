@@ -1,0 +1,188 @@
+//! The probe protocol: a migration's probe is one read-only query that answers one row with one
+//! integer, 1 when the migration's effect is present and 0 when it is absent.
+//!
+//! Probes run with writes forbidden (`PRAGMA query_only`). `status` runs every probe of a
+//! source in one round trip to the connection, each answer preceded by a boundary row.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, TypeInfo, ValueRef};
+
+use crate::error::Error;
+use crate::execute::value_text;
+use crate::source::{Migration, Script, Source};
+
+/// What a probe is expected to say after a script ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// 1: the forward script's effect is there.
+    Present,
+    /// 0: the rollback script took it away.
+    Absent,
+}
+
+impl Effect {
+    fn answer(self) -> i64 {
+        match self {
+            Effect::Present => 1,
+            Effect::Absent => 0,
+        }
+    }
+}
+
+/// Asks a migration's probe whether its effect is present, with writes forbidden.
+pub(crate) async fn probe(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+) -> Result<Effect, Error> {
+    let probe = without_semicolon(migration);
+    // The newline ends a trailing `--` comment of the probe before its `;`.
+    let sql = format!("PRAGMA query_only = ON;\n{probe}\n;\nPRAGMA query_only = OFF;");
+    Ok(match answer(conn, migration, &sql).await? {
+        1 => Effect::Present,
+        _ => Effect::Absent,
+    })
+}
+
+/// After `script` of `migration` ran, requires its probe to say `expected`.
+pub(crate) async fn confirm(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    script: &Script,
+    expected: Effect,
+) -> Result<(), Error> {
+    let said = probe(conn, migration).await?;
+    if said == expected {
+        Ok(())
+    } else {
+        Err(Error::ProbeNotConfirmed {
+            version: migration.version(),
+            path: script.path().to_owned(),
+            probe: migration.probe().path().to_owned(),
+            value: said.answer(),
+        })
+    }
+}
+
+/// Every probe of the source, in source order: its answer, or why it could not answer. The
+/// caller made the connection read-only. They run in one round trip; when one fails (which
+/// stops the batch) they run again one by one, to say which and why.
+pub(crate) async fn probe_all(
+    conn: &mut SqliteConnection,
+    source: &Source,
+) -> Vec<Result<i64, String>> {
+    if let Some(answers) = batch(conn, source).await {
+        return answers;
+    }
+    let mut answers = Vec::with_capacity(source.migrations().len());
+    for migration in source.migrations() {
+        let answer = answer(conn, migration, probe_statement(migration)).await;
+        answers.push(answer.map_err(|e| match e {
+            Error::Probe { reason, .. } => reason,
+            other => other.to_string(),
+        }));
+    }
+    answers
+}
+
+/// The probe's one statement.
+fn probe_statement(migration: &Migration) -> &str {
+    migration.probe().statements()[0].sql()
+}
+
+fn without_semicolon(migration: &Migration) -> &str {
+    let probe = probe_statement(migration);
+    probe.strip_suffix(';').unwrap_or(probe)
+}
+
+/// The row that separates the answers of two probes run in one round trip.
+const BOUNDARY: &str = "backstop: the rows of the next probe follow";
+
+/// Every probe of the source in one round trip, each preceded by a boundary row. `None` when
+/// the batch failed (a probe's query failed and stopped it).
+async fn batch(conn: &mut SqliteConnection, source: &Source) -> Option<Vec<Result<i64, String>>> {
+    let mut sql = String::new();
+    for migration in source.migrations() {
+        let probe = without_semicolon(migration);
+        sql.push_str(&format!("SELECT '{BOUNDARY}', NULL;\n{probe}\n;\n"));
+    }
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .ok()?;
+    let is_boundary = |row: &SqliteRow| {
+        row.len() == 2
+            && row
+                .try_get::<Option<String>, _>(0)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(BOUNDARY)
+    };
+    let mut groups: Vec<&[SqliteRow]> = Vec::with_capacity(source.migrations().len());
+    let mut rest = rows.as_slice();
+    while let Some(first) = rest.first() {
+        if !is_boundary(first) {
+            return None;
+        }
+        let end = rest[1..]
+            .iter()
+            .position(is_boundary)
+            .map_or(rest.len(), |i| i + 1);
+        groups.push(&rest[1..end]);
+        rest = &rest[end..];
+    }
+    (groups.len() == source.migrations().len())
+        .then(|| groups.into_iter().map(check_answer).collect())
+}
+
+/// Runs `sql`, in which only the probe returns rows, and checks the probe's answer.
+async fn answer(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    sql: &str,
+) -> Result<i64, Error> {
+    let fail = |reason: String| Error::Probe {
+        version: migration.version(),
+        path: migration.probe().path().to_owned(),
+        reason,
+    };
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| fail(format!("the query failed: {e}")))?;
+    check_answer(&rows).map_err(fail)
+}
+
+/// A probe's answer from its rows: one row, one integer column, 0 or 1.
+fn check_answer(rows: &[SqliteRow]) -> Result<i64, String> {
+    let [row] = rows else {
+        return Err(format!(
+            "returned {} rows; a probe returns exactly one row",
+            rows.len()
+        ));
+    };
+    if row.len() != 1 {
+        return Err(format!(
+            "returned {} columns; a probe returns exactly one integer column",
+            row.len()
+        ));
+    }
+    let value = row
+        .try_get_raw(0)
+        .map_err(|e| format!("cannot read its value: {e}"))?;
+    if value.is_null() {
+        return Err("returned NULL; a probe returns 0 or 1".to_owned());
+    }
+    let type_name = value.type_info().name().to_owned();
+    if type_name != "INTEGER" {
+        let shown = value_text(row, 0).unwrap_or_default();
+        return Err(format!(
+            "returned {type_name} {shown:?}; a probe returns the integer 0 or 1"
+        ));
+    }
+    match row.try_get::<i64, _>(0) {
+        Ok(v @ (0 | 1)) => Ok(v),
+        Ok(v) => Err(format!("returned {v}; a probe returns 0 or 1")),
+        Err(e) => Err(format!("cannot read its value: {e}")),
+    }
+}

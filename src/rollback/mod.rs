@@ -1,0 +1,63 @@
+//! Going back to an earlier version: by a verified restore of a backup ([`restore`]), or by
+//! the rollback scripts ([`scripts`]). This part checks the request and chooses the way.
+
+mod restore;
+mod scripts;
+
+use sqlx::SqlitePool;
+
+use crate::config::Config;
+use crate::connection::{display_name, unlocked_history};
+use crate::error::Error;
+use crate::report::{RollbackReport, RollbackStrategy};
+use crate::session::{Mode, Outcome};
+use crate::source::Source;
+
+impl Outcome for RollbackReport {
+    fn changed_database(&self) -> bool {
+        !self.is_noop()
+    }
+}
+
+/// Brings the pool's database back to version `to` with `strategy`.
+pub(crate) async fn rollback(
+    pool: &SqlitePool,
+    source: &Source,
+    config: &Config,
+    to: i64,
+    strategy: RollbackStrategy,
+    mode: Mode,
+) -> Result<RollbackReport, Error> {
+    let database = display_name(pool);
+    let history = unlocked_history(pool, &database).await?;
+    let current = history.current_version();
+    let nothing_to_do = RollbackReport {
+        database: database.clone(),
+        from_version: current,
+        to_version: current,
+        strategy,
+        dry_run: mode == Mode::DryRun,
+        restored_from: None,
+        safety_backup: None,
+        discards_changes_since: None,
+        rolled_back: Vec::new(),
+    };
+    if to >= current {
+        return Ok(nothing_to_do);
+    }
+    if to < 0 || (to != 0 && history.get(to).is_none()) {
+        return Err(Error::VersionNotApplied {
+            database,
+            version: to,
+            applied: history.records.iter().map(|r| r.version).collect(),
+        });
+    }
+    match strategy {
+        RollbackStrategy::Scripts => {
+            scripts::run(pool, source, config, to, mode, nothing_to_do).await
+        }
+        RollbackStrategy::Backup => {
+            restore::run(pool, config, to, &history, mode, nothing_to_do).await
+        }
+    }
+}

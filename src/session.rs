@@ -1,0 +1,219 @@
+//! The locked session: the runner's own connection to the database, holding the write lock
+//! (`BEGIN IMMEDIATE`), with the backup it took; and [`run_locked`], the one skeleton of every
+//! run that changes the database (lock, work, commit or roll back, retention).
+//!
+//! A session that is not committed leaves nothing behind: its transaction is rolled back and
+//! its backup, a [`NewBackup`], removes itself. Error paths need no cleanup of their own.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+use crate::backup::{NewBackup, Reason, open_source, take};
+use crate::config::{Backups, Config};
+use crate::connection::{connect, database_error, display_name, execute, lock_error, main_file};
+use crate::error::Error;
+use crate::ffi::RawConnection;
+use crate::history::{self, Applied, History};
+
+/// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Apply,
+    DryRun,
+}
+
+/// What a locked run produced: whether it changed the database, which decides between
+/// commit and rollback.
+pub(crate) trait Outcome {
+    fn changed_database(&self) -> bool;
+}
+
+/// The skeleton of every locked run: takes the lock, does `work`, then commits (when applying
+/// and the outcome changed the database) and applies retention, protecting the session's
+/// backup; otherwise rolls back. On an error the session is abandoned: rolled back, its
+/// backup removed.
+pub(crate) async fn run_locked<T: Outcome>(
+    pool: &SqlitePool,
+    config: &Config,
+    mode: Mode,
+    work: impl AsyncFnOnce(&mut Session) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut session = Session::lock(pool, config, mode).await?;
+    let outcome = match work(&mut session).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            session.abandon().await;
+            return Err(error);
+        }
+    };
+    if mode == Mode::Apply && outcome.changed_database() {
+        session.commit().await?;
+    } else {
+        session.roll_back().await?;
+    }
+    Ok(outcome)
+}
+
+/// The runner's own connection, holding the write lock.
+pub(crate) struct Session {
+    conn: SqliteConnection,
+    /// The database as the pool names it.
+    database: PathBuf,
+    /// Its file (`None` in memory).
+    file: Option<PathBuf>,
+    config: Config,
+    mode: Mode,
+    /// The backup taken in this session.
+    backup: Option<NewBackup>,
+}
+
+impl Session {
+    /// Opens the runner's own connection (the pool's options, foreign keys off, the busy
+    /// timeout; for a dry run, no spilling of changes to the file) and takes the write lock
+    /// with `BEGIN IMMEDIATE`.
+    pub async fn lock(pool: &SqlitePool, config: &Config, mode: Mode) -> Result<Self, Error> {
+        let database = display_name(pool);
+        let mut options = (*pool.connect_options())
+            .clone()
+            .create_if_missing(false)
+            .foreign_keys(false)
+            .busy_timeout(config.busy_timeout());
+        if mode == Mode::DryRun {
+            options = options.pragma("cache_spill", "OFF");
+        }
+        let mut conn = connect(&options, &database).await?;
+        let file = main_file(&mut conn)
+            .await
+            .map_err(|e| database_error(&database, "locating the database file", e))?;
+        tracing::info!(database = %database.display(), "waiting for the write lock");
+        execute(&mut conn, "BEGIN IMMEDIATE").await.map_err(|e| {
+            lock_error(&database, "taking the write lock", e, config.busy_timeout())
+        })?;
+        tracing::info!(database = %database.display(), "write lock taken");
+        Ok(Session {
+            conn,
+            database,
+            file,
+            config: config.clone(),
+            mode,
+            backup: None,
+        })
+    }
+
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The history, read under the lock.
+    pub async fn history(&mut self) -> Result<History, Error> {
+        History::read(&mut self.conn)
+            .await
+            .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
+    }
+
+    /// The applied versions and checksums, read under the lock.
+    pub async fn applied(&mut self) -> Result<Vec<Applied>, Error> {
+        history::applied(&mut self.conn)
+            .await
+            .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
+    }
+
+    /// Takes this session's backup of the database (which holds `version`), unless this is a
+    /// dry run, backups are off or the database is in memory. Call before writing anything.
+    pub async fn take_backup(&mut self, version: i64, reason: Reason) -> Result<(), Error> {
+        if self.mode == Mode::DryRun || self.config.backups() == Backups::Skip {
+            return Ok(());
+        }
+        let Some(file) = self.file.clone() else {
+            tracing::info!("in-memory database: there is no file to back up");
+            return Ok(());
+        };
+        let source = open_source(&self.database, &file, self.config.busy_timeout()).await?;
+        self.take_backup_through(source, version, reason).await?;
+        Ok(())
+    }
+
+    /// Takes this session's backup through `source`, a connection to the database's file, and
+    /// hands it back (backups on or off: a restore needs its safety backup).
+    pub async fn take_backup_through(
+        &mut self,
+        source: RawConnection,
+        version: i64,
+        reason: Reason,
+    ) -> Result<RawConnection, Error> {
+        let file = self.file.clone().unwrap_or_default();
+        let (backup, source) = take(
+            &self.config.backup_dir_of(&file),
+            &self.database,
+            source,
+            version,
+            reason,
+            self.config.busy_timeout(),
+            self.config.progress(),
+        )
+        .await?;
+        self.backup = Some(backup);
+        Ok(source)
+    }
+
+    /// The path of this session's backup, if it took one.
+    pub fn backup(&self) -> Option<&Path> {
+        self.backup.as_ref().map(NewBackup::path)
+    }
+
+    /// Takes this session's backup out of it: the caller decides whether to keep it.
+    pub fn take_out_backup(&mut self) -> Option<NewBackup> {
+        self.backup.take()
+    }
+
+    /// Commits, then applies retention (protecting this session's backup). The backup is kept
+    /// before `COMMIT` is sent: once it is sent, it may reach the disk whatever happens next.
+    async fn commit(mut self) -> Result<(), Error> {
+        let backup = self.backup.take().map(NewBackup::keep);
+        tracing::info!(database = %self.database.display(), "committing");
+        if let Err(e) = execute(&mut self.conn, "COMMIT").await {
+            let _ = execute(&mut self.conn, "ROLLBACK").await;
+            let _ = self.conn.close().await;
+            return Err(lock_error(
+                &self.database,
+                "committing",
+                e,
+                self.config.busy_timeout(),
+            ));
+        }
+        tracing::info!(database = %self.database.display(), "committed");
+        let _ = self.conn.close().await;
+        if let (Some(file), Some(backup)) = (&self.file, &backup) {
+            self.config.prune(file, &[backup]);
+        }
+        Ok(())
+    }
+
+    /// Rolls back (a dry run, or a run that changed nothing) and closes the connection; a
+    /// backup still in the session is removed.
+    async fn roll_back(mut self) -> Result<(), Error> {
+        let rolled_back = execute(&mut self.conn, "ROLLBACK").await;
+        let _ = self.conn.close().await;
+        rolled_back.map_err(|e| database_error(&self.database, "rolling back", e))
+    }
+
+    /// Rolls back after an error; the backup is removed (the database is unchanged, so it
+    /// would only duplicate it).
+    async fn abandon(mut self) {
+        let _ = execute(&mut self.conn, "ROLLBACK").await;
+        let _ = self.conn.close().await;
+    }
+}

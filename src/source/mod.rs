@@ -1,0 +1,244 @@
+//! Finding, parsing, validating and checksumming migration files.
+//!
+//! A migration is three files in one directory:
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `NNN_description.sql` | the forward script |
+//! | `NNN_description.rollback.sql` | the script that undoes it |
+//! | `NNN_description.probe.sql` | one `SELECT` returning one row, one integer: `1` when the forward script's effect is present, `0` when not |
+//!
+//! `NNN` is the version, a positive integer (zero-padding is customary and ignored);
+//! `description` is made of ASCII letters, digits, `_` and `-`. Files that do not end in
+//! `.sql`, hidden files and sub-directories are ignored.
+//!
+//! Loading validates everything before any database is touched, and every error names the
+//! file at fault (see [`Error`]).
+
+mod checksum;
+mod file_name;
+mod script;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+pub use checksum::Checksum;
+use file_name::{FileName, Kind, is_candidate};
+pub(crate) use script::Script;
+use script::decode;
+
+/// An ordered, validated set of migrations, loaded from a directory or embedded in the binary.
+///
+/// Both ways of loading give the same `Source` for the same files.
+#[derive(Debug, Clone)]
+pub struct Source {
+    migrations: Vec<Migration>,
+}
+
+/// One migration: its version, description, three scripts and checksum.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    version: i64,
+    description: String,
+    checksum: Checksum,
+    forward: Script,
+    rollback: Script,
+    probe: Script,
+}
+
+impl Migration {
+    /// The version (the `NNN` of the file name).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The description (the rest of the file name).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Checksum of the forward script.
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+
+    /// The forward script's file (for embedded sources, its path inside the embedded directory).
+    pub fn path(&self) -> &Path {
+        self.forward.path()
+    }
+
+    /// The forward script.
+    pub fn sql(&self) -> &str {
+        self.forward.text()
+    }
+
+    /// The rollback script.
+    pub fn rollback_sql(&self) -> &str {
+        self.rollback.text()
+    }
+
+    /// The probe query.
+    pub fn probe_sql(&self) -> &str {
+        self.probe.text()
+    }
+
+    pub(crate) fn forward(&self) -> &Script {
+        &self.forward
+    }
+
+    pub(crate) fn rollback(&self) -> &Script {
+        &self.rollback
+    }
+
+    pub(crate) fn probe(&self) -> &Script {
+        &self.probe
+    }
+}
+
+impl Source {
+    /// Loads every migration of a directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be read, and the validation errors listed in
+    /// the [module documentation](self).
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let io = |cause| Error::Io {
+            path: dir.to_owned(),
+            cause,
+        };
+        if !dir.is_dir() {
+            let cause = if dir.exists() {
+                std::io::Error::other("not a directory")
+            } else {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the directory does not exist")
+            };
+            return Err(io(cause));
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.is_dir() {
+                continue;
+            }
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !is_candidate(name) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|cause| Error::Io {
+                path: path.clone(),
+                cause,
+            })?;
+            files.push((path, bytes));
+        }
+        Self::from_files(files)
+    }
+
+    /// Loads the migrations of a directory embedded at compile time with
+    /// [`include_dir`](https://docs.rs/include_dir). Most callers use
+    /// [`embed_migrations!`](crate::embed_migrations) instead.
+    pub fn from_embedded(dir: &include_dir::Dir<'_>) -> Result<Self, Error> {
+        let files = dir
+            .files()
+            .filter(|f| {
+                f.path()
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_candidate)
+            })
+            .map(|f| (f.path().to_owned(), f.contents().to_vec()))
+            .collect();
+        Self::from_files(files)
+    }
+
+    /// The migrations, in version order.
+    pub fn migrations(&self) -> &[Migration] {
+        &self.migrations
+    }
+
+    /// The migration with this version.
+    pub fn get(&self, version: i64) -> Option<&Migration> {
+        self.migrations
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+
+    /// The highest version, or 0 when the source is empty.
+    pub fn latest_version(&self) -> i64 {
+        self.migrations.last().map_or(0, |m| m.version)
+    }
+
+    fn from_files(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
+        // Sorted, so that errors do not depend on the order of the directory.
+        files.sort();
+        let mut parsed = Vec::with_capacity(files.len());
+        for (path, bytes) in files {
+            parsed.push((FileName::parse(&path)?, path, bytes));
+        }
+        // One version, one `NNN_description`: name the forward scripts of a clash when they exist.
+        let mut stems: BTreeMap<i64, BTreeMap<&str, &Path>> = BTreeMap::new();
+        for (name, path, _) in &parsed {
+            let shown = stems
+                .entry(name.version)
+                .or_default()
+                .entry(&name.stem)
+                .or_insert(path);
+            if name.kind == Kind::Forward {
+                *shown = path;
+            }
+        }
+        for (version, stems) in &stems {
+            if let [(_, first), (_, second), ..] = stems.iter().collect::<Vec<_>>()[..] {
+                return Err(Error::DuplicateVersion {
+                    version: *version,
+                    first: first.to_path_buf(),
+                    second: second.to_path_buf(),
+                });
+            }
+        }
+
+        #[derive(Default)]
+        struct Parts {
+            forward: Option<Script>,
+            rollback: Option<Script>,
+            probe: Option<Script>,
+        }
+        let mut by_version: BTreeMap<i64, (FileName, PathBuf, Parts)> = BTreeMap::new();
+        for (name, path, bytes) in parsed {
+            let script = Script::new(path.clone(), decode(&path, bytes)?, name.kind)?;
+            let kind = name.kind;
+            let (_, _, parts) = by_version
+                .entry(name.version)
+                .or_insert_with(|| (name, path, Parts::default()));
+            match kind {
+                Kind::Forward => parts.forward = Some(script),
+                Kind::Rollback => parts.rollback = Some(script),
+                Kind::Probe => parts.probe = Some(script),
+            }
+        }
+        let mut migrations = Vec::with_capacity(by_version.len());
+        for (version, (name, any_path, parts)) in by_version {
+            let dir = any_path.parent().unwrap_or(Path::new(""));
+            let expect = |suffix: &str| Error::MissingFile {
+                version,
+                expected: dir.join(format!("{}{suffix}", name.stem)),
+            };
+            let forward = parts.forward.ok_or_else(|| expect(".sql"))?;
+            let rollback = parts.rollback.ok_or_else(|| expect(".rollback.sql"))?;
+            let probe = parts.probe.ok_or_else(|| expect(".probe.sql"))?;
+            migrations.push(Migration {
+                version,
+                description: name.description,
+                checksum: Checksum::of(forward.text()),
+                forward,
+                rollback,
+                probe,
+            });
+        }
+        Ok(Source { migrations })
+    }
+}

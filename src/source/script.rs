@@ -1,0 +1,94 @@
+//! A script of a migration: its text, split into statements and validated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::file_name::Kind;
+use crate::error::{Error, shorten};
+use crate::sql::{self, Statement};
+
+/// A validated script: its file, its text and its statements.
+#[derive(Debug, Clone)]
+pub(crate) struct Script {
+    path: PathBuf,
+    text: Arc<str>,
+    statements: Arc<[Statement]>,
+}
+
+/// The file's text, without a leading byte-order mark (which SQLite would not parse).
+pub(super) fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Error> {
+    let mut text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+        path: path.to_owned(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(text)
+}
+
+impl Script {
+    pub(super) fn new(path: PathBuf, text: String, kind: Kind) -> Result<Self, Error> {
+        let invalid = |line, statement: &str, reason: &str| Error::InvalidScript {
+            path: path.clone(),
+            line,
+            statement: shorten(statement),
+            reason: reason.to_owned(),
+        };
+        let statements = sql::split(&text).map_err(|e| invalid(e.line, &e.statement, e.reason))?;
+        if statements.is_empty() {
+            return Err(Error::EmptyScript { path });
+        }
+        for statement in &statements {
+            let refused = match statement.keyword() {
+                "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => Some(
+                    "a script may not control the transaction (the runner runs every migration \
+                     inside its own transaction)",
+                ),
+                "VACUUM" => Some("VACUUM cannot run inside the runner's transaction"),
+                _ => None,
+            };
+            if let Some(reason) = refused {
+                return Err(invalid(statement.line(), statement.sql(), reason));
+            }
+        }
+        if kind == Kind::Probe {
+            if statements.len() != 1 {
+                let second = &statements[1];
+                return Err(invalid(
+                    second.line(),
+                    second.sql(),
+                    "a probe must be exactly one SELECT statement",
+                ));
+            }
+            let only = &statements[0];
+            if !matches!(only.keyword(), "SELECT" | "WITH" | "VALUES") {
+                return Err(invalid(
+                    only.line(),
+                    only.sql(),
+                    "a probe must be a read-only SELECT",
+                ));
+            }
+        }
+        Ok(Script {
+            path,
+            text: text.into(),
+            statements: statements.into(),
+        })
+    }
+}
+
+impl Script {
+    /// The file (for embedded sources, its path inside the embedded directory).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+}
