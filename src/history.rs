@@ -97,10 +97,21 @@ fn without_table_is_empty<T>(rows: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>
 /// The applied migrations of a database, in version order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct History {
-    pub records: Vec<Record>,
+    records: Vec<Record>,
 }
 
 impl History {
+    /// A history of these records, in version order.
+    #[cfg(test)]
+    pub fn new(records: Vec<Record>) -> Self {
+        History { records }
+    }
+
+    /// Every applied migration, in version order.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
     /// The highest applied version, 0 when nothing is applied.
     pub fn current_version(&self) -> i64 {
         self.records.last().map_or(0, |r| r.version)

@@ -49,7 +49,7 @@ pub(crate) async fn rollback(
         return Err(Error::VersionNotApplied {
             database,
             version: to,
-            applied: history.records.iter().map(|r| r.version).collect(),
+            applied: history.records().iter().map(|r| r.version).collect(),
         });
     }
     match strategy {

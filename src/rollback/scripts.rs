@@ -60,7 +60,7 @@ async fn roll_back_locked(
     let conn = session.conn();
     let fk_before = violations_before(conn, &database).await?;
     let mut undone = Vec::new();
-    for record in history.records.iter().rev().filter(|r| r.version > to) {
+    for record in history.records().iter().rev().filter(|r| r.version > to) {
         let migration = source.get(record.version).expect("verified above");
         let started = Instant::now();
         let version = migration.version();

@@ -172,7 +172,8 @@ impl Source {
         self.migrations.last().map_or(0, |m| m.version)
     }
 
-    fn from_files(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
+    /// Loads migrations from `(path, content)` pairs: what both public loaders read.
+    pub(crate) fn from_files(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
         // Sorted, so that errors do not depend on the order of the directory.
         files.sort();
         let mut parsed = Vec::with_capacity(files.len());
