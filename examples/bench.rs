@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Generates (or reuses) a legacy session database of S MB (default 1024) and one of S/4 MB
-//! with the code of `make_legacy_db`, then measures, R times each (default 5), side by side in
+//! with the code of `mcp_the_force_legacy_db`, then measures, R times each (default 5), side by side in
 //! this one process:
 //!
 //! 1. backup throughput: `Migrator::backup` vs `std::fs::copy` (with and without an fsync),
@@ -27,8 +27,8 @@
 //! Every run works on a fresh copy of the generated file; copying is never timed.
 
 #[allow(dead_code)]
-#[path = "make_legacy_db.rs"]
-mod make_legacy_db;
+#[path = "mcp_the_force/legacy_db.rs"]
+mod legacy_db;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use backstop::{Migrator, Source};
 use clap::Parser;
-use make_legacy_db::{GENERATOR_VERSION, MB, Params, remove_database, with_suffix};
+use legacy_db::{GENERATOR_VERSION, MB, Params, remove_database, with_suffix};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -1273,8 +1273,8 @@ async fn legacy_db(dir: &Path, size_mb: u64, seed: u64) -> anyhow::Result<PathBu
     let _ = std::fs::remove_file(&meta_path);
     remove_database(&path)?;
     eprintln!("bench: generating {}", path.display());
-    let made = make_legacy_db::generate(&path, &params).await?;
-    eprint!("{}", make_legacy_db::describe(&made));
+    let made = legacy_db::generate(&path, &params).await?;
+    eprint!("{}", legacy_db::describe(&made));
     let mut meta = wanted;
     meta["bytes"] = json!(made.bytes);
     meta["made"] = json!(made);

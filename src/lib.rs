@@ -20,9 +20,9 @@
 //! Each migration is three files in one directory (see [`source`] for the rules):
 //!
 //! ```text
-//! migrations/001_unified_vector_stores.sql            the forward script
-//! migrations/001_unified_vector_stores.rollback.sql   the script that undoes it
-//! migrations/001_unified_vector_stores.probe.sql      SELECT returning 1 when the effect is present, else 0
+//! migrations/001_create_users.sql            the forward script
+//! migrations/001_create_users.rollback.sql   the script that undoes it
+//! migrations/001_create_users.probe.sql      SELECT returning 1 when the effect is present, else 0
 //! ```
 //!
 //! Scripts may not control the transaction (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, ...):
@@ -40,7 +40,7 @@
 //! use sqlx::sqlite::SqlitePoolOptions;
 //!
 //! let pool = SqlitePoolOptions::new()
-//!     .connect("sqlite:.mcp-the-force/sessions.sqlite3?mode=rwc")
+//!     .connect("sqlite:app.sqlite3?mode=rwc")
 //!     .await?;
 //! let migrator = Migrator::new(backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?);
 //! let report = migrator.migrate(&pool).await?;

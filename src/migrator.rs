@@ -107,7 +107,7 @@ impl Migrator {
         migrate(pool, &self.source, &self.config, Some(target), Mode::Apply).await
     }
 
-    /// Rehearses [`migrate_to`](Self::migrate_to) (or [`migrate`](Self::migrate) when `target`
+    /// A dry run of [`migrate_to`](Self::migrate_to) (or [`migrate`](Self::migrate) when `target`
     /// is `None`): runs the pending migrations and their probes for real, in a transaction that
     /// is always rolled back, and reports what would happen.
     ///

@@ -21,7 +21,7 @@ pub struct MigrateReport {
     pub from_version: i64,
     /// The version after the run (for a dry run: the version the run would reach).
     pub to_version: i64,
-    /// Whether this was a rehearsal that changed nothing.
+    /// Whether this was a dry run, which changed nothing.
     pub dry_run: bool,
     /// The backup taken before the run, if any was taken.
     pub backup: Option<PathBuf>,
@@ -125,7 +125,7 @@ pub struct RollbackReport {
     pub to_version: i64,
     /// How it went back.
     pub strategy: RollbackStrategy,
-    /// Whether this was a rehearsal that changed nothing.
+    /// Whether this was a dry run, which changed nothing.
     pub dry_run: bool,
     /// The backup restored (or, for a dry run, that would be restored).
     pub restored_from: Option<PathBuf>,

@@ -1,9 +1,9 @@
 //! Online backups and restores through SQLite's backup API, and the catalogue of a database's
 //! backups with its retention.
 //!
-//! A backup of `sessions.sqlite3` holding version 3, taken before a migration, is named
-//! `sessions.sqlite3.backup-20261124T022550123456Z-v3-migrate.sqlite3`. It is written under a
-//! hidden temporary name (`.sessions.sqlite3.backup-….partial`), synced, checked (it must open
+//! A backup of `app.sqlite3` holding version 3, taken before a migration, is named
+//! `app.sqlite3.backup-20261124T022550123456Z-v3-migrate.sqlite3`. It is written under a
+//! hidden temporary name (`.app.sqlite3.backup-….partial`), synced, checked (it must open
 //! and report the version it is supposed to hold) and only then renamed, so a backup with a
 //! final name is always complete. Temporary files left by an interrupted run are removed by the
 //! next run that holds the database's write lock, and are never listed or restored.

@@ -1,8 +1,8 @@
 //! The legacy (version 0) layout of an MCP The Force session database, exactly as migration
 //! 002's and 001's rollbacks recreate it, and the application tables that share its file.
 //!
-//! One definition for the tests' fixture builders (`tests/shapes`) and the benchmark's
-//! generator (`examples/make_legacy_db.rs`), which include this file with `#[path]`. It is not
+//! One definition for the tests' fixture builders (`tests/mcp_the_force/shapes`) and the benchmark's
+//! generator (`examples/mcp_the_force/legacy_db.rs`), which include this file with `#[path]`. It is not
 //! an example of its own (Cargo only takes `examples/*.rs` and `examples/*/main.rs`).
 #![allow(dead_code)]
 

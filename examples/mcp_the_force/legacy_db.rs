@@ -1,11 +1,11 @@
 //! Generates a realistic legacy (version 0) MCP The Force session database, for benchmarks.
 //!
 //! ```text
-//! cargo run --release --example make_legacy_db -- \
+//! cargo run --release --example mcp_the_force_legacy_db -- \
 //!     --sessions N --history-stores M --app-data-mb S [--seed X] [--force] PATH
 //! ```
 //!
-//! The file has the legacy layout exactly as `tests/shapes` builds it (shape 2): the
+//! The file has the legacy layout exactly as `tests/mcp_the_force/shapes` builds it (shape 2): the
 //! session-keyed `vector_stores` with its two indexes, `stores` with both `created_at` text
 //! formats and the partial unique index, the `active_stores` view, `history_meta` and
 //! `memory_meta`; plus the application's bulky tables (`unified_sessions` with JSON
@@ -266,13 +266,13 @@ async fn file_bytes(conn: &mut SqliteConnection) -> anyhow::Result<u64> {
     Ok(u64::try_from(pages * page_size)?)
 }
 
-// ------------------------------------------------------------------ schema (as tests/shapes)
+// ------------------------------------------------------------------ schema (as tests/mcp_the_force/shapes)
 
-#[path = "schema/legacy.rs"]
+#[path = "legacy_schema.rs"]
 mod legacy;
 use legacy::*;
 
-/// The legacy layout of version 0, exactly as `tests/shapes` (shape 2) creates it, and the
+/// The legacy layout of version 0, exactly as `tests/mcp_the_force/shapes` (shape 2) creates it, and the
 /// application's other tables.
 fn schema() -> Vec<&'static str> {
     let mut ddl = vec![LEGACY_VECTOR_STORES];
@@ -533,7 +533,7 @@ impl Generator {
         Ok(())
     }
 
-    /// The history stores, as `tests/shapes` generates them: same-second neighbours, a
+    /// The history stores, as `tests/mcp_the_force/shapes` generates them: same-second neighbours, a
     /// .999999 fraction, the three spellings, rowid order unlike creation order.
     async fn insert_history_stores(&mut self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
         let rng = &mut self.legacy_rng;

@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
-#[path = "../../examples/schema/legacy.rs"]
+#[path = "../../../examples/mcp_the_force/legacy_schema.rs"]
 mod legacy;
 pub use legacy::*;
 

@@ -4,6 +4,7 @@
 //! rollback by the scripts and by a backup, dry run.
 //! Expected rows are computed in Rust from the fixture data (shapes/expect.rs).
 
+#[path = "../common/mod.rs"]
 mod common;
 mod shapes;
 
