@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::history::{self, Applied, History, Method};
+use crate::probe::BadAnswer;
 use crate::report::{MigrationStatus, State};
 use crate::source::{Migration, Source};
 
@@ -103,7 +104,7 @@ pub(crate) fn verify(source: &Source, applied: &[Applied], database: &Path) -> R
 pub(crate) fn status(
     source: &Source,
     history: &History,
-    probes: Vec<Result<i64, String>>,
+    probes: Vec<Result<i64, BadAnswer>>,
 ) -> Vec<MigrationStatus> {
     let mut rows: Vec<MigrationStatus> = source
         .migrations()
@@ -114,7 +115,7 @@ pub(crate) fn status(
             let state = record.map_or(State::Pending, |r| recorded_state(r.method));
             let (probe, probe_error) = match probe {
                 Ok(value) => (Some(value), None),
-                Err(reason) => (None, Some(reason)),
+                Err(bad) => (None, Some(bad.to_string())),
             };
             let drift = matches!(
                 (state, probe),
@@ -312,7 +313,7 @@ mod tests {
                 (8, Method::Applied),
             ],
         );
-        let probes = vec![Ok(1), Ok(0), Err("no such table".to_owned()), Ok(1)];
+        let probes = vec![Ok(1), Ok(0), Err(BadAnswer::Rows(2)), Ok(1)];
         let rows = status(&s, &h, probes);
         let summary: Vec<(i64, State, bool, bool)> = rows
             .iter()
@@ -328,7 +329,10 @@ mod tests {
                 (8, State::Applied, false, false),
             ]
         );
-        assert_eq!(rows[2].probe_error.as_deref(), Some("no such table"));
+        assert_eq!(
+            rows[2].probe_error.as_deref(),
+            Some("returned 2 rows; a probe returns exactly one row")
+        );
         assert_eq!(rows[0].checksum_ok, Some(true));
         assert_eq!(rows[3].checksum_ok, None);
         assert_eq!(rows[4].checksum_ok, None);

@@ -29,6 +29,25 @@ impl Effect {
     }
 }
 
+/// Why a probe's answer is not 0 or 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadAnswer {
+    #[error("the query failed: {0}")]
+    Failed(sqlx::Error),
+    #[error("returned {0} rows; a probe returns exactly one row")]
+    Rows(usize),
+    #[error("returned {0} columns; a probe returns exactly one integer column")]
+    Columns(usize),
+    #[error("returned NULL; a probe returns 0 or 1")]
+    Null,
+    #[error("returned {type_name} {shown:?}; a probe returns the integer 0 or 1")]
+    NotInteger { type_name: String, shown: String },
+    #[error("returned {0}; a probe returns 0 or 1")]
+    OutOfRange(i64),
+    #[error("cannot read its value: {0}")]
+    Unreadable(sqlx::Error),
+}
+
 /// Asks a migration's probe whether its effect is present, with writes forbidden.
 pub(crate) async fn probe(
     conn: &mut SqliteConnection,
@@ -37,7 +56,12 @@ pub(crate) async fn probe(
     let probe = without_semicolon(migration);
     // The newline ends a trailing `--` comment of the probe before its `;`.
     let sql = format!("PRAGMA query_only = ON;\n{probe}\n;\nPRAGMA query_only = OFF;");
-    Ok(match answer(conn, migration, &sql).await? {
+    let answer = answer(conn, &sql).await.map_err(|bad| Error::Probe {
+        version: migration.version(),
+        path: migration.probe().path().to_owned(),
+        reason: bad.to_string(),
+    })?;
+    Ok(match answer {
         1 => Effect::Present,
         _ => Effect::Absent,
     })
@@ -69,17 +93,13 @@ pub(crate) async fn confirm(
 pub(crate) async fn probe_all(
     conn: &mut SqliteConnection,
     source: &Source,
-) -> Vec<Result<i64, String>> {
+) -> Vec<Result<i64, BadAnswer>> {
     if let Some(answers) = batch(conn, source).await {
         return answers;
     }
     let mut answers = Vec::with_capacity(source.migrations().len());
     for migration in source.migrations() {
-        let answer = answer(conn, migration, probe_statement(migration)).await;
-        answers.push(answer.map_err(|e| match e {
-            Error::Probe { reason, .. } => reason,
-            other => other.to_string(),
-        }));
+        answers.push(answer(conn, probe_statement(migration)).await);
     }
     answers
 }
@@ -99,7 +119,10 @@ const BOUNDARY: &str = "backstop: the rows of the next probe follow";
 
 /// Every probe of the source in one round trip, each preceded by a boundary row. `None` when
 /// the batch failed (a probe's query failed and stopped it).
-async fn batch(conn: &mut SqliteConnection, source: &Source) -> Option<Vec<Result<i64, String>>> {
+async fn batch(
+    conn: &mut SqliteConnection,
+    source: &Source,
+) -> Option<Vec<Result<i64, BadAnswer>>> {
     let mut sql = String::new();
     for migration in source.migrations() {
         let probe = without_semicolon(migration);
@@ -136,53 +159,34 @@ async fn batch(conn: &mut SqliteConnection, source: &Source) -> Option<Vec<Resul
 }
 
 /// Runs `sql`, in which only the probe returns rows, and checks the probe's answer.
-async fn answer(
-    conn: &mut SqliteConnection,
-    migration: &Migration,
-    sql: &str,
-) -> Result<i64, Error> {
-    let fail = |reason: String| Error::Probe {
-        version: migration.version(),
-        path: migration.probe().path().to_owned(),
-        reason,
-    };
+async fn answer(conn: &mut SqliteConnection, sql: &str) -> Result<i64, BadAnswer> {
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| fail(format!("the query failed: {e}")))?;
-    check_answer(&rows).map_err(fail)
+        .map_err(BadAnswer::Failed)?;
+    check_answer(&rows)
 }
 
 /// A probe's answer from its rows: one row, one integer column, 0 or 1.
-fn check_answer(rows: &[SqliteRow]) -> Result<i64, String> {
+fn check_answer(rows: &[SqliteRow]) -> Result<i64, BadAnswer> {
     let [row] = rows else {
-        return Err(format!(
-            "returned {} rows; a probe returns exactly one row",
-            rows.len()
-        ));
+        return Err(BadAnswer::Rows(rows.len()));
     };
     if row.len() != 1 {
-        return Err(format!(
-            "returned {} columns; a probe returns exactly one integer column",
-            row.len()
-        ));
+        return Err(BadAnswer::Columns(row.len()));
     }
-    let value = row
-        .try_get_raw(0)
-        .map_err(|e| format!("cannot read its value: {e}"))?;
+    let value = row.try_get_raw(0).map_err(BadAnswer::Unreadable)?;
     if value.is_null() {
-        return Err("returned NULL; a probe returns 0 or 1".to_owned());
+        return Err(BadAnswer::Null);
     }
     let type_name = value.type_info().name().to_owned();
     if type_name != "INTEGER" {
         let shown = value_text(row, 0).unwrap_or_default();
-        return Err(format!(
-            "returned {type_name} {shown:?}; a probe returns the integer 0 or 1"
-        ));
+        return Err(BadAnswer::NotInteger { type_name, shown });
     }
     match row.try_get::<i64, _>(0) {
         Ok(v @ (0 | 1)) => Ok(v),
-        Ok(v) => Err(format!("returned {v}; a probe returns 0 or 1")),
-        Err(e) => Err(format!("cannot read its value: {e}")),
+        Ok(v) => Err(BadAnswer::OutOfRange(v)),
+        Err(e) => Err(BadAnswer::Unreadable(e)),
     }
 }

@@ -50,7 +50,7 @@ pub(crate) async fn run_locked<T: Outcome>(
     if mode == Mode::Apply && outcome.changed_database() {
         session.commit().await?;
     } else {
-        session.roll_back().await?;
+        session.release().await?;
     }
     Ok(outcome)
 }
@@ -202,9 +202,9 @@ impl Session {
         Ok(())
     }
 
-    /// Rolls back (a dry run, or a run that changed nothing) and closes the connection; a
-    /// backup still in the session is removed.
-    async fn roll_back(mut self) -> Result<(), Error> {
+    /// Ends a dry run, or a run that changed nothing: rolls back, releasing the lock, and
+    /// closes the connection; a backup still in the session is removed.
+    async fn release(mut self) -> Result<(), Error> {
         let rolled_back = execute(&mut self.conn, "ROLLBACK").await;
         let _ = self.conn.close().await;
         rolled_back.map_err(|e| database_error(&self.database, "rolling back", e))

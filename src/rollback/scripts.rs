@@ -29,7 +29,7 @@ pub(crate) async fn run(
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
     let report = run_locked(pool, config, mode, async |session: &mut Session| {
-        roll_back_locked(session, source, to, report).await
+        undo_locked(session, source, to, report).await
     })
     .await?;
     if mode == Mode::Apply && !report.is_noop() {
@@ -38,7 +38,7 @@ pub(crate) async fn run(
     Ok(report)
 }
 
-async fn roll_back_locked(
+async fn undo_locked(
     session: &mut Session,
     source: &Source,
     to: i64,
