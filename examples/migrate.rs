@@ -77,6 +77,16 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Restore a backup file, whatever version it holds (a safety backup is taken first);
+    /// restoring a rollback's safety backup undoes the rollback
+    Restore {
+        /// The backup file
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Report what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the backups of the database
     Backups,
     /// Take a backup of the database now
@@ -199,6 +209,19 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     .await
             } else {
                 migrator.rollback(&pool, *to_version, strategy).await
+            };
+            if let Some(progress) = &progress {
+                progress.finish();
+            }
+            print(cli.json, &report?, print_rollback)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { path, dry_run } => {
+            let pool = open(&database, false, busy_timeout).await?;
+            let report = if *dry_run {
+                migrator.restore_file_dry_run(&pool, path).await
+            } else {
+                migrator.restore_file(&pool, path).await
             };
             if let Some(progress) = &progress {
                 progress.finish();
@@ -488,10 +511,10 @@ fn print_rollback(report: &RollbackReport) -> String {
     for m in &report.rolled_back {
         push_outcome(&mut out, m);
     }
-    let went = if report.dry_run {
-        "would go"
-    } else {
-        "rolled back"
+    let went = match (report.dry_run, report.to_version < report.from_version) {
+        (true, _) => "would go",
+        (false, true) => "rolled back",
+        (false, false) => "went",
     };
     out.push_str(&format!(
         "{went:<14} version {} -> {}\n",
@@ -530,7 +553,20 @@ fn print_backups(backups: &[BackupInfo]) -> String {
             ]
         })
         .collect();
-    table(["VERSION", "TAKEN AT", "REASON", "BYTES", "PATH"], &rows)
+    let mut out = table(["VERSION", "TAKEN AT", "REASON", "BYTES", "PATH"], &rows);
+    for b in backups {
+        if let Some(error) = &b.error {
+            out.push_str(&format!("{}: {error}\n", b.path.display()));
+        }
+        if b.untagged {
+            out.push_str(&format!(
+                "{}: named without a database identity tag: never chosen by a rollback nor \
+                 pruned; restore it by name if it is this database's\n",
+                b.path.display()
+            ));
+        }
+    }
+    out
 }
 
 fn format_time(at: time::OffsetDateTime) -> String {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::backup::{BackupDir, ProgressFn};
+use crate::error::Error;
 
 /// Default number of backups kept per database.
 pub const DEFAULT_KEEP_BACKUPS: usize = 10;
@@ -86,15 +87,14 @@ impl Config {
         self.progress.clone()
     }
 
-    /// The backups of the database `file`.
-    pub fn backup_dir_of(&self, file: &Path) -> BackupDir {
-        BackupDir::new(file, self.backup_dir.as_deref())
+    /// The backups of the database `file` (named `database` in errors).
+    pub fn backup_dir_of(&self, database: &Path, file: &Path) -> Result<BackupDir, Error> {
+        BackupDir::of(database, file, self.backup_dir.as_deref())
     }
 
-    /// Applies retention to the backups of the database `file` after a successful run,
-    /// keeping `protect`. Failures are logged, not returned: the run itself succeeded.
-    pub fn prune(&self, file: &Path, protect: &[&Path]) {
-        let dir = self.backup_dir_of(file);
+    /// Applies retention to `dir` after a successful run, keeping `protect`. Failures are
+    /// logged, not returned: the run itself succeeded.
+    pub fn prune(&self, dir: &BackupDir, protect: &[&Path]) {
         if let Err(err) = dir.prune(self.keep_backups, protect) {
             tracing::warn!(dir = %dir.path().display(), %err, "could not prune old backups");
         }

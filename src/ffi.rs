@@ -1,4 +1,5 @@
-//! Every direct call into SQLite's C API, and the only module of the crate with `unsafe` code.
+//! Every direct call into SQLite's C API (and the one call into the C library, for the user
+//! this process runs as), and the only module of the crate with `unsafe` code.
 //!
 //! It wraps what sqlx does not offer, in the shape of rusqlite's `backup` module: raw
 //! connections ([`RawConnection`]), the online backup API ([`Backup`]) and the statement
@@ -74,6 +75,13 @@ pub(crate) fn is_complete(sql: &str) -> bool {
         Ok(c) => unsafe { sys::sqlite3_complete(c.as_ptr()) != 0 },
         Err(_) => false,
     }
+}
+
+/// The effective user id of this process: the owner that files it creates get.
+#[cfg(unix)]
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` takes no arguments, touches no memory of ours and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// A raw connection opened with `sqlite3_open_v2`, closed on drop.

@@ -128,14 +128,22 @@ impl History {
             .collect()
     }
 
-    /// Whether this history (a backup's) is the past of `live` at version `to`: the same
-    /// migrations, with the same checksums and times, up to `to`.
-    pub fn is_past_of(&self, live: &History, to: i64) -> bool {
-        self.records.len() == live.records.iter().filter(|r| r.version <= to).count()
-            && self.records.iter().all(|held| {
-                live.get(held.version)
-                    .is_some_and(|l| l.checksum == held.checksum && l.applied_at == held.applied_at)
-            })
+    /// The first version at which two histories of one database disagree, up to the lower of
+    /// their versions: a migration one has and the other lacks, or the same version with
+    /// another checksum or time. `None`: one is the past of the other (or both are the same).
+    pub fn first_disagreement(&self, other: &History) -> Option<i64> {
+        let upto = self.current_version().min(other.current_version());
+        let ours = self.records.iter().filter(|r| r.version <= upto);
+        let theirs = other.records.iter().filter(|r| r.version <= upto);
+        let mut pairs = ours.zip(theirs);
+        let differ = pairs.find(|(a, b)| {
+            a.version != b.version || a.checksum != b.checksum || a.applied_at != b.applied_at
+        });
+        if let Some((a, b)) = differ {
+            return Some(a.version.min(b.version));
+        }
+        let count = |h: &History| h.records.iter().filter(|r| r.version <= upto).count();
+        (count(self) != count(other)).then_some(upto)
     }
 
     pub fn get(&self, version: i64) -> Option<&Record> {

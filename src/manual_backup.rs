@@ -7,6 +7,7 @@ use sqlx::SqlitePool;
 
 use crate::backup::Reason;
 use crate::config::{Backups, Config};
+use crate::connection::display_name;
 use crate::error::{BackupError, Error};
 use crate::session::{Mode, Outcome, Session, run_locked};
 
@@ -43,6 +44,7 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Pat
         }
     })
     .await?;
-    config.prune(&taken.file, &[&taken.path]);
+    let dir = config.backup_dir_of(&display_name(pool), &taken.file)?;
+    config.prune(&dir, &[&taken.path]);
     Ok(taken.path)
 }

@@ -1,7 +1,7 @@
 //! The [`Migrator`]: a source of migrations, a configuration, and one method per operation.
 //! Each method hands the work to the module that holds it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::manual_backup::backup_now;
 use crate::migrate::migrate;
 use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy, StatusReport};
-use crate::rollback::rollback;
+use crate::rollback::{restore_file, rollback};
 use crate::session::Mode;
 use crate::source::Source;
 use crate::status::status;
@@ -166,6 +166,33 @@ impl Migrator {
         rollback(pool, source, config, to_version, strategy, Mode::DryRun).await
     }
 
+    /// Restores the backup file at `path`, whatever version it holds (also a newer one than
+    /// the database's: this is how a rollback is undone, by restoring its safety backup).
+    ///
+    /// The file is checked like the backup a rollback restores: it must belong to the user
+    /// running backstop and be writable by nobody else, be a whole SQLite database that passes
+    /// `PRAGMA integrity_check`, and be this database's (its name carries this database's
+    /// identity tag; a file named without a tag must have a history that agrees with the
+    /// database's). A safety backup is taken first; the restore goes through SQLite's backup
+    /// API under the write lock.
+    pub async fn restore_file(
+        &self,
+        pool: &SqlitePool,
+        path: impl AsRef<Path>,
+    ) -> Result<RollbackReport, Error> {
+        restore_file(pool, &self.config, path.as_ref(), Mode::Apply).await
+    }
+
+    /// Reports what [`restore_file`](Self::restore_file) would do, after the same checks, and
+    /// changes nothing.
+    pub async fn restore_file_dry_run(
+        &self,
+        pool: &SqlitePool,
+        path: impl AsRef<Path>,
+    ) -> Result<RollbackReport, Error> {
+        restore_file(pool, &self.config, path.as_ref(), Mode::DryRun).await
+    }
+
     /// Takes a backup of the database now, under its write lock (other writers wait while
     /// it is copied; readers do not), and applies retention. Returns the backup's path.
     ///
@@ -184,12 +211,7 @@ impl Migrator {
         let Some(file) = database_file(pool, &database).await? else {
             return Ok(Vec::new());
         };
-        let dir = self.config.backup_dir_of(&file);
-        dir.list().await.map_err(|cause| Error::Backup {
-            database,
-            path: dir.path().to_owned(),
-            cause,
-        })
+        self.config.backup_dir_of(&database, &file)?.list().await
     }
 }
 
@@ -210,5 +232,6 @@ mod tests {
         send(migrator.rollback_dry_run(pool, 0, RollbackStrategy::Scripts));
         send(migrator.backup(pool));
         send(migrator.backups(pool));
+        send(migrator.restore_file(pool, "x"));
     }
 }

@@ -141,9 +141,11 @@ pub struct RollbackReport {
 }
 
 impl RollbackReport {
-    /// Whether there was nothing to roll back.
+    /// Whether nothing was (or would be) done: nothing to roll back, nothing restored.
     pub fn is_noop(&self) -> bool {
         self.from_version == self.to_version
+            && self.restored_from.is_none()
+            && self.rolled_back.is_empty()
     }
 }
 

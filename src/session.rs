@@ -13,7 +13,6 @@ use crate::backup::{NewBackup, Reason, open_source, take};
 use crate::config::{Backups, Config};
 use crate::connection::{connect, database_error, display_name, execute, lock_error, main_file};
 use crate::error::Error;
-use crate::ffi::RawConnection;
 use crate::history::{self, Applied, History};
 
 /// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
@@ -141,23 +140,10 @@ impl Session {
             tracing::info!("in-memory database: there is no file to back up");
             return Ok(());
         };
+        let dir = self.config.backup_dir_of(&self.database, &file)?;
         let source = open_source(&self.database, &file, self.config.busy_timeout()).await?;
-        self.take_backup_through(source, version, reason).await?;
-        Ok(())
-    }
-
-    /// Takes this session's backup through `source`, a connection to the database's file, and
-    /// hands it back (backups on or off: a restore needs its safety backup).
-    pub async fn take_backup_through(
-        &mut self,
-        source: RawConnection,
-        version: i64,
-        reason: Reason,
-    ) -> Result<RawConnection, Error> {
-        let file = self.file.clone().unwrap_or_default();
-        let (backup, source) = take(
-            &self.config.backup_dir_of(&file),
-            &self.database,
+        let (backup, _) = take(
+            &dir,
             source,
             version,
             reason,
@@ -166,7 +152,7 @@ impl Session {
         )
         .await?;
         self.backup = Some(backup);
-        Ok(source)
+        Ok(())
     }
 
     /// The path of this session's backup, if it took one.
@@ -196,8 +182,10 @@ impl Session {
         }
         tracing::info!(database = %self.database.display(), "committed");
         let _ = self.conn.close().await;
-        if let (Some(file), Some(backup)) = (&self.file, &backup) {
-            self.config.prune(file, &[backup]);
+        if let (Some(file), Some(backup)) = (&self.file, &backup)
+            && let Ok(dir) = self.config.backup_dir_of(&self.database, file)
+        {
+            self.config.prune(&dir, &[backup]);
         }
         Ok(())
     }

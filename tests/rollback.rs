@@ -565,10 +565,18 @@ async fn interrupted_backups_are_never_listed_and_are_cleaned_up() {
     let ws = Workspace::new();
     setup(&ws).await;
     let pool = ws.pool().await;
-    ws.migrator().migrate_to(&pool, 1).await.unwrap();
-    let partial: PathBuf = ws
-        .backups_dir()
-        .join(".app.sqlite3.backup-20261124T000000000000Z-v1-migrate.partial");
+    let first = ws
+        .migrator()
+        .migrate_to(&pool, 1)
+        .await
+        .unwrap()
+        .backup
+        .unwrap();
+    // A temporary file of this database (its names carry the database's tag).
+    let tag = names(&[first])[0].split('-').nth(1).unwrap().to_owned();
+    let partial: PathBuf = ws.backups_dir().join(format!(
+        ".app.sqlite3.backup-{tag}-20261124T000000000000Z-v1-migrate.partial"
+    ));
     std::fs::write(&partial, b"half a database").unwrap();
     let listed = ws.migrator().backups(&pool).await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");

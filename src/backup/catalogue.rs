@@ -1,26 +1,45 @@
 //! The backups of one database in one directory: their names, the listing, retention and the
 //! removal of files left by interrupted backups.
+//!
+//! A backup's name says whose it is, when it was taken, the version it held and why:
+//! `app.sqlite3.backup-<tag>-20261124T022550123456Z-v3-migrate.sqlite3`, where `<tag>` is the
+//! database's identity ([`DatabaseTag`]). Only this database's files count: other databases'
+//! backups (another tag), files another user owns, symbolic links and everything else in the
+//! directory are never listed, chosen, pruned or removed. Backups named before they carried a
+//! tag (`app.sqlite3.backup-20261124T022550123456Z-v3-migrate.sqlite3`) are listed, marked as
+//! such, but never chosen by a rollback nor pruned: nothing tells whose they are.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 use super::file::{Check, backup_history};
+use super::identity::DatabaseTag;
+use super::trust::{DatabaseMode, check_dir, check_file, create_dir, is_mine};
 use super::{BackupInfo, Reason};
-use crate::error::BackupError;
+use crate::error::{BackupError, Error};
 
 /// The time stamp in backup names: UTC, to the microsecond.
 const STAMP: &[BorrowedFormatItem<'static>] =
     format_description!("[year][month][day]T[hour][minute][second][subsecond digits:6]Z");
 
-/// A backup file found by its name.
+/// How old an untagged temporary file must be before it is taken for a leftover: one that
+/// recent may be an older build's backup of another database, being written now.
+const UNTAGGED_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+
+/// A backup file of this database, found by its name.
 #[derive(Debug, Clone)]
-struct Entry {
-    path: PathBuf,
-    taken_at: OffsetDateTime,
-    reason: Reason,
+pub(crate) struct Entry {
+    pub path: PathBuf,
+    pub taken_at: OffsetDateTime,
+    pub reason: Reason,
+    /// The version its name claims (the file is the truth).
+    pub named_version: i64,
+    /// Named before backups carried their database's tag.
+    pub untagged: bool,
 }
 
 /// The names a new backup is written under.
@@ -32,65 +51,157 @@ pub(crate) struct NewNames {
     pub complete: PathBuf,
 }
 
+/// What the name of a file in a backup directory says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Name {
+    tag: Option<String>,
+    taken_at: OffsetDateTime,
+    version: i64,
+    reason: Reason,
+}
+
 /// The backups of one database in one directory.
 #[derive(Debug, Clone)]
 pub(crate) struct BackupDir {
     dir: PathBuf,
+    /// The database, as the pool names it (for errors).
+    database: PathBuf,
     /// The database's file name: the prefix of every backup of it.
     db_name: String,
+    tag: DatabaseTag,
+    mode: DatabaseMode,
 }
 
 impl BackupDir {
-    /// `dir`, or `backups/` beside the database file.
-    pub fn new(database: &Path, dir: Option<&Path>) -> Self {
+    /// The backups of the database `file` (named `database` in errors) in `dir`, or in
+    /// `backups/` beside the file.
+    pub fn of(database: &Path, file: &Path, dir: Option<&Path>) -> Result<Self, Error> {
+        let meta = std::fs::metadata(file).map_err(|cause| Error::Backup {
+            database: database.to_owned(),
+            path: file.to_owned(),
+            cause: BackupError::Io {
+                doing: "cannot read the database file's metadata",
+                cause,
+            },
+        })?;
         let dir = match dir {
             Some(dir) => dir.to_owned(),
-            None => database.parent().unwrap_or(Path::new(".")).join("backups"),
+            None => file.parent().unwrap_or(Path::new(".")).join("backups"),
         };
-        let db_name = database
+        let db_name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "database".to_owned());
-        BackupDir { dir, db_name }
+        Ok(BackupDir {
+            dir,
+            database: database.to_owned(),
+            db_name,
+            tag: DatabaseTag::of(file, &meta),
+            mode: DatabaseMode::of(&meta),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    pub fn tag(&self) -> &DatabaseTag {
+        &self.tag
+    }
+
+    pub fn mode(&self) -> DatabaseMode {
+        self.mode
+    }
+
     fn prefix(&self) -> String {
         format!("{}.backup-", self.db_name)
+    }
+
+    fn error(&self, path: &Path, cause: BackupError) -> Error {
+        Error::Backup {
+            database: self.database.clone(),
+            path: path.to_owned(),
+            cause,
+        }
     }
 
     /// The names of a new backup holding `version`, taken now.
     pub fn new_names(&self, version: i64, reason: Reason) -> NewNames {
         let stamp = timestamp(OffsetDateTime::now_utc());
-        let name = format!("{}{stamp}-v{version}-{}", self.prefix(), reason.as_str());
+        let name = format!(
+            "{}{}-{stamp}-v{version}-{}",
+            self.prefix(),
+            self.tag.as_str(),
+            reason.as_str()
+        );
         NewNames {
             partial: self.dir.join(format!(".{name}.partial")),
             complete: self.dir.join(format!("{name}.sqlite3")),
         }
     }
 
-    /// Makes the directory ready for a backup: creates it when missing (returning `true`: the
-    /// caller removes it again if the backup fails) and removes the temporary files of
-    /// interrupted backups. Call only while holding the database's write lock: another runner
-    /// may be writing such a file otherwise.
-    pub fn prepare(&self) -> Result<bool, BackupError> {
-        let created = !self.dir.is_dir();
-        std::fs::create_dir_all(&self.dir)
-            .map_err(BackupError::io("cannot create the backup directory"))?;
-        self.remove_partials()
-            .map_err(BackupError::io("cannot clean up interrupted backups"))?;
+    /// Makes the directory ready for a backup: refuses it when another user could write to it,
+    /// creates it (with its missing parents) when missing, and removes this database's
+    /// temporary files of interrupted backups. Returns the directories it created, deepest
+    /// first: the caller removes them again if the backup fails. Call only while holding the
+    /// database's write lock: another runner may be writing such a file otherwise.
+    pub fn prepare(&self) -> Result<Vec<PathBuf>, Error> {
+        let created = match std::fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {
+                check_dir(&self.dir, &meta)?;
+                Vec::new()
+            }
+            Ok(_) => {
+                let cause = std::io::Error::other("it exists and is not a directory");
+                return Err(self.error(
+                    &self.dir,
+                    BackupError::io("cannot use the backup directory")(cause),
+                ));
+            }
+            Err(_) => create_dir(&self.dir, self.mode.for_dir()).map_err(|cause| {
+                self.error(
+                    &self.dir,
+                    BackupError::io("cannot create the backup directory")(cause),
+                )
+            })?,
+        };
+        self.remove_partials().map_err(|cause| {
+            self.error(
+                &self.dir,
+                BackupError::io("cannot clean up interrupted backups")(cause),
+            )
+        })?;
         Ok(created)
     }
 
-    /// Removes the temporary files of interrupted backups of this database.
+    /// Removes this database's temporary files of interrupted backups (and untagged ones, left
+    /// by an older build, once they are an hour old).
     fn remove_partials(&self) -> std::io::Result<usize> {
         let prefix = format!(".{}", self.prefix());
         let mut removed = 0;
-        for (name, path) in self.files()? {
-            if name.starts_with(&prefix) && name.contains(".partial") {
+        for (name, path, meta) in self.files()? {
+            let Some(rest) = name
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".partial"))
+            else {
+                continue;
+            };
+            let Some(parsed) = parse_name(rest) else {
+                continue;
+            };
+            let leftover = match &parsed.tag {
+                Some(tag) => tag == self.tag.as_str(),
+                None => meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age > UNTAGGED_PARTIAL_AGE),
+            };
+            if leftover {
                 std::fs::remove_file(&path)?;
                 tracing::info!(path = %path.display(), "removed an interrupted backup");
                 removed += 1;
@@ -99,8 +210,10 @@ impl BackupDir {
         Ok(removed)
     }
 
-    /// `(file name, path)` of every file in the directory (none when it does not exist).
-    fn files(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
+    /// `(file name, path, metadata)` of every regular file of the directory that the user
+    /// running backstop owns (none when the directory does not exist). Symbolic links and
+    /// other users' files are never candidates.
+    fn files(&self) -> std::io::Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -109,28 +222,44 @@ impl BackupDir {
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
+            let meta = entry.metadata()?; // of the entry itself, not a link's target
+            if meta.is_file() && is_mine(&meta) {
                 files.push((
                     entry.file_name().to_string_lossy().into_owned(),
                     entry.path(),
+                    meta,
                 ));
             }
         }
         Ok(files)
     }
 
-    /// This database's backups, newest first, found by their names.
-    fn entries(&self) -> std::io::Result<Vec<Entry>> {
+    /// This database's backups (and its untagged ones), newest first, found by their names.
+    /// Refuses a directory that another user could write to.
+    pub fn entries(&self) -> Result<Vec<Entry>, Error> {
+        if let Ok(meta) = std::fs::metadata(&self.dir) {
+            check_dir(&self.dir, &meta)?;
+        }
         let prefix = self.prefix();
-        let mut entries: Vec<Entry> = self
-            .files()?
+        let files = self.files().map_err(|cause| {
+            self.error(&self.dir, BackupError::io("cannot list the backups")(cause))
+        })?;
+        let mut entries: Vec<Entry> = files
             .into_iter()
-            .filter_map(|(name, path)| {
-                let (taken_at, reason) = parse_name(name.strip_prefix(&prefix)?)?;
+            .filter_map(|(name, path, _)| {
+                let rest = name.strip_prefix(&prefix)?.strip_suffix(".sqlite3")?;
+                let parsed = parse_name(rest)?;
+                let untagged = match &parsed.tag {
+                    Some(tag) if tag == self.tag.as_str() => false,
+                    Some(_) => return None, // another database's
+                    None => true,
+                };
                 Some(Entry {
                     path,
-                    taken_at,
-                    reason,
+                    taken_at: parsed.taken_at,
+                    reason: parsed.reason,
+                    named_version: parsed.version,
+                    untagged,
                 })
             })
             .collect();
@@ -139,40 +268,54 @@ impl BackupDir {
     }
 
     /// Every backup of this database, newest first, with the version each one holds (read from
-    /// the file, read-only).
-    pub async fn list(&self) -> Result<Vec<BackupInfo>, BackupError> {
-        let listing = BackupError::io("cannot list the backups");
-        let entries = self.entries().map_err(listing)?;
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let size = std::fs::metadata(&entry.path)
-                .map_err(BackupError::io("cannot list the backups"))?
-                .len();
-            let (version, error) = match backup_history(&entry.path, Check::HistoryOnly).await {
+    /// the file, read-only) or why it cannot be read.
+    pub async fn list(&self) -> Result<Vec<BackupInfo>, Error> {
+        let mut out = Vec::new();
+        for entry in self.entries()? {
+            let meta = std::fs::metadata(&entry.path).map_err(|cause| {
+                self.error(
+                    &entry.path,
+                    BackupError::io("cannot read the backup's metadata")(cause),
+                )
+            })?;
+            let read = match check_file(&entry.path, &meta) {
+                Err(untrusted) => Err(untrusted.to_string()),
+                Ok(()) => backup_history(&entry.path, Check::HistoryOnly)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            let (version, error) = match read {
                 Ok(history) => (Some(history.current_version()), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(e)),
             };
             out.push(BackupInfo {
                 path: entry.path,
                 version,
                 taken_at: entry.taken_at,
-                size,
+                size: meta.len(),
                 reason: entry.reason,
+                untagged: entry.untagged,
                 error,
             });
         }
         Ok(out)
     }
 
-    /// Keeps the newest `keep` backups of this database and those in `protect`; removes the
-    /// other backups of this database. Other files are never touched.
-    pub fn prune(&self, keep: usize, protect: &[&Path]) -> std::io::Result<Vec<PathBuf>> {
+    /// Keeps the newest `keep` backups of this database and those in `protect`; removes its
+    /// other backups. Untagged backups and every other file are never touched.
+    pub fn prune(&self, keep: usize, protect: &[&Path]) -> Result<Vec<PathBuf>, Error> {
         let mut removed = Vec::new();
-        for entry in self.entries()?.into_iter().skip(keep) {
+        let ours = self.entries()?.into_iter().filter(|e| !e.untagged);
+        for entry in ours.skip(keep) {
             if protect.contains(&entry.path.as_path()) {
                 continue;
             }
-            std::fs::remove_file(&entry.path)?;
+            std::fs::remove_file(&entry.path).map_err(|cause| {
+                self.error(
+                    &entry.path,
+                    BackupError::io("cannot remove an old backup")(cause),
+                )
+            })?;
             tracing::info!(path = %entry.path.display(), "removed an old backup");
             removed.push(entry.path);
         }
@@ -180,30 +323,52 @@ impl BackupDir {
     }
 }
 
-/// `20261124T022550123456Z-v3-migrate.sqlite3` → (taken at, reason). The version in the name
-/// is informative only: the catalogue reads it from the file.
-fn parse_name(rest: &str) -> Option<(OffsetDateTime, Reason)> {
-    let rest = rest.strip_suffix(".sqlite3")?;
-    let mut parts = rest.split('-');
-    let (stamp, version, reason) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || !version
-            .strip_prefix('v')?
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-    {
+/// What a backup file's name says, without the `<db>.backup-` prefix and the suffix:
+/// `[<tag>-]20261124T022550123456Z-v3-migrate`.
+fn parse_name(rest: &str) -> Option<Name> {
+    let parts: Vec<&str> = rest.split('-').collect();
+    let (tag, stamp, version, reason) = match parts[..] {
+        [tag, stamp, version, reason] if DatabaseTag::looks_like(tag) => {
+            (Some(tag.to_owned()), stamp, version, reason)
+        }
+        [stamp, version, reason] => (None, stamp, version, reason),
+        _ => return None,
+    };
+    let digits = version.strip_prefix('v')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let reason = Reason::parse(reason)?;
-    let taken_at = time::PrimitiveDateTime::parse(stamp, STAMP)
-        .ok()?
-        .assume_utc();
-    Some((taken_at, reason))
+    Some(Name {
+        tag,
+        taken_at: time::PrimitiveDateTime::parse(stamp, STAMP)
+            .ok()?
+            .assume_utc(),
+        version: digits.parse().ok()?,
+        reason: Reason::parse(reason)?,
+    })
 }
 
+/// The time stamp of a backup taken at `at`.
 fn timestamp(at: OffsetDateTime) -> String {
     at.format(STAMP)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// What the name of the backup file at `path` says, wherever it is.
+fn name_of(path: &Path) -> Option<Name> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.rsplit_once(".backup-")?.1.strip_suffix(".sqlite3")?;
+    parse_name(rest)
+}
+
+/// The tag a backup file's name carries, `None` for an untagged name (or no backup name).
+pub(crate) fn tag_in_name(path: &Path) -> Option<String> {
+    name_of(path)?.tag
+}
+
+/// When a backup file's name says it was taken.
+pub(crate) fn taken_at_in_name(path: &Path) -> Option<OffsetDateTime> {
+    Some(name_of(path)?.taken_at)
 }
 
 #[cfg(test)]
@@ -213,17 +378,36 @@ mod tests {
     #[test]
     fn names_round_trip_and_foreign_names_are_ignored() {
         let at = time::macros::datetime!(2026-11-24 02:25:50.123456 UTC);
-        let name = format!("{}-v12-rollback.sqlite3", timestamp(at));
-        assert_eq!(name, "20261124T022550123456Z-v12-rollback.sqlite3");
-        assert_eq!(parse_name(&name), Some((at, Reason::Rollback)));
+        let name = format!("0123456789ab-{}-v12-rollback", timestamp(at));
+        assert_eq!(name, "0123456789ab-20261124T022550123456Z-v12-rollback");
+        let parsed = parse_name(&name).unwrap();
+        assert_eq!(
+            (
+                parsed.tag.as_deref(),
+                parsed.taken_at,
+                parsed.version,
+                parsed.reason
+            ),
+            (Some("0123456789ab"), at, 12, Reason::Rollback)
+        );
+        let untagged = parse_name("20261124T022550123456Z-v3-migrate").unwrap();
+        assert_eq!((untagged.tag, untagged.version), (None, 3));
         for foreign in [
-            "20261124T022550123456Z-v12-rollback.sqlite3.bak",
-            "20261124T022550123456Z-v12-other.sqlite3",
-            "20261124T022550123456Z-12-migrate.sqlite3",
-            "notadate-v1-migrate.sqlite3",
-            "20261124T022550123456Z-v1-migrate-x.sqlite3",
+            "20261124T022550123456Z-v12-other",
+            "20261124T022550123456Z-12-migrate",
+            "20261124T022550123456Z-v-migrate",
+            "notadate-v1-migrate",
+            "20261124T022550123456Z-v1-migrate-x",
+            "nottag-20261124T022550123456Z-v1-migrate",
         ] {
             assert_eq!(parse_name(foreign), None, "{foreign}");
         }
+        assert_eq!(
+            tag_in_name(Path::new(
+                "/b/app.sqlite3.backup-0123456789ab-20261124T022550123456Z-v1-manual.sqlite3"
+            ))
+            .as_deref(),
+            Some("0123456789ab")
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! backups with its retention.
 //!
 //! A backup of `app.sqlite3` holding version 3, taken before a migration, is named
-//! `app.sqlite3.backup-20261124T022550123456Z-v3-migrate.sqlite3`. It is written under a
-//! hidden temporary name (`.app.sqlite3.backup-….partial`), synced, checked (it must open
+//! `app.sqlite3.backup-<tag>-20261124T022550123456Z-v3-migrate.sqlite3`, where `<tag>` is the
+//! database's identity. It is written under a hidden temporary name
+//! (`.app.sqlite3.backup-….partial`), synced, checked (it must open
 //! and report the version it is supposed to hold) and only then renamed, so a backup with a
 //! final name is always complete. Temporary files left by an interrupted run are removed by the
 //! next run that holds the database's write lock, and are never listed or restored.
@@ -11,14 +12,17 @@
 //! A backup is a self-contained database in rollback-journal mode, even when the live database
 //! is in WAL mode: open it with any SQLite tool.
 //!
-//! The parts: [`catalogue`] names, lists and prunes the files; [`take`] writes a new backup;
+//! The parts: [`catalogue`] names, lists and prunes the files; [`identity`] tells whose a
+//! backup is; [`trust`] sets and checks permissions and owners; [`take`] writes a new backup;
 //! [`copy`] drives the backup API (into a new file, or into the live database for a restore);
-//! [`file`] reads a backup's history and checks its integrity.
+//! [`file`] reads a backup's header and history and checks its integrity.
 
 mod catalogue;
 mod copy;
 mod file;
+mod identity;
 mod take;
+mod trust;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,11 +30,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub(crate) use catalogue::BackupDir;
+pub(crate) use catalogue::{BackupDir, tag_in_name, taken_at_in_name};
 pub(crate) use copy::{CopyFailure, LockedRestore};
 pub use copy::{STEP_PAGES, bench_copy};
-pub(crate) use file::{Check, backup_history};
+pub(crate) use file::{Check, Header, backup_history, read_header};
 pub(crate) use take::{NewBackup, open_source, take};
+pub(crate) use trust::check_file;
 
 /// Progress of a backup or restore, reported after each step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,10 @@ pub struct BackupInfo {
     pub size: u64,
     /// Why it was taken.
     pub reason: Reason,
+    /// Named before backups carried their database's identity: nothing tells whether it is a
+    /// backup of this database or of another one with the same file name, so a rollback never
+    /// chooses it and retention never removes it (restore it by name if it is this database's).
+    pub untagged: bool,
     /// Why its version could not be read, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

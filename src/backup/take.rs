@@ -7,17 +7,19 @@ use std::time::Duration;
 use super::catalogue::{BackupDir, NewNames};
 use super::copy::{CopyFailure, copy_to_new_file};
 use super::file::{Check, backup_history};
+use super::trust::create_file;
 use super::{ProgressFn, Reason, blocking};
 use crate::error::{BackupError, Error};
 use crate::ffi::{OpenMode, RawConnection};
 
 /// A backup written by this run. Dropped without [`keep`](Self::keep), it removes its file,
-/// and the backup directory too when this run created it and nothing else is in it: a run
-/// that fails leaves nothing behind.
+/// and the directories this run created for it when nothing else is in them: a run that fails
+/// leaves nothing behind.
 #[derive(Debug)]
 pub(crate) struct NewBackup {
     path: PathBuf,
-    created_dir: Option<PathBuf>,
+    /// Created for this backup, deepest first.
+    created_dirs: Vec<PathBuf>,
     kept: bool,
 }
 
@@ -41,9 +43,11 @@ impl Drop for NewBackup {
         if let Err(err) = std::fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), %err, "could not remove the backup of a failed run");
         }
-        if let Some(dir) = &self.created_dir {
+        for dir in &self.created_dirs {
             // Only when empty: nothing but this run's backup was ever in it.
-            let _ = std::fs::remove_dir(dir);
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
         }
     }
 }
@@ -76,30 +80,25 @@ pub(crate) async fn open_source(
 /// yet, so the copy is exactly the committed state.
 pub(crate) async fn take(
     dir: &BackupDir,
-    database: &Path,
     source: RawConnection,
     version: i64,
     reason: Reason,
     busy_timeout: Duration,
     progress: Option<ProgressFn>,
 ) -> Result<(NewBackup, RawConnection), Error> {
-    let created = dir.prepare().map_err(|cause| Error::Backup {
-        database: database.to_owned(),
-        path: dir.path().to_owned(),
-        cause,
-    })?;
-    let created_dir = created.then(|| dir.path().to_owned());
+    let created_dirs = dir.prepare()?;
     let names = dir.new_names(version, reason);
     tracing::info!(path = %names.complete.display(), version, "taking a backup");
     // Until it is complete, the partial file is what must go on failure.
     let mut guard = NewBackup {
         path: names.partial.clone(),
-        created_dir,
+        created_dirs,
         kept: false,
     };
-    let source = write(&names, &mut guard, source, version, progress)
+    let mode = dir.mode().for_file();
+    let source = write(&names, mode, &mut guard, source, version, progress)
         .await
-        .map_err(|failure| failure.into_error(database, &guard.path, busy_timeout))?;
+        .map_err(|failure| failure.into_error(dir.database(), &guard.path, busy_timeout))?;
     tracing::info!(path = %guard.path.display(), version, "backup taken");
     Ok((guard, source))
 }
@@ -108,11 +107,14 @@ pub(crate) async fn take(
 /// (and points `guard` at it) and syncs the directory.
 async fn write(
     names: &NewNames,
+    mode: u32,
     guard: &mut NewBackup,
     source: RawConnection,
     version: i64,
     progress: Option<ProgressFn>,
 ) -> Result<RawConnection, CopyFailure> {
+    // Created here, with the mode it keeps: SQLite would create it readable by everyone.
+    create_file(&names.partial, mode).map_err(BackupError::io("cannot create the file"))?;
     let partial = names.partial.clone();
     let source = blocking(move || copy_to_new_file(source, &partial, progress.as_ref())).await?;
     let held = backup_history(&names.partial, Check::HistoryOnly)

@@ -37,6 +37,22 @@ pub enum BackupError {
         cause: sqlx::Error,
     },
 
+    /// The file is not a SQLite database: it lacks the header (an empty or overwritten file).
+    #[error("not a SQLite database ({size} bytes, no SQLite header)")]
+    NotSqlite {
+        /// The file's size in bytes.
+        size: u64,
+    },
+
+    /// The file is shorter than the database its header describes.
+    #[error("truncated: {size} bytes, but its header describes {expected} bytes")]
+    Truncated {
+        /// The file's size in bytes.
+        size: u64,
+        /// The size its header describes.
+        expected: u64,
+    },
+
     /// `PRAGMA integrity_check` found the file damaged.
     #[error("integrity check failed: {}", problems.join("; "))]
     Damaged {
@@ -51,6 +67,24 @@ pub enum BackupError {
         expected: i64,
         /// The version the copy holds.
         found: i64,
+    },
+
+    /// The backup's page size differs from the database's, and the database is in WAL mode,
+    /// where SQLite cannot restore across page sizes. Nothing was changed.
+    #[error(
+        "the backup's page size is {backup} bytes and the database's is {database}, and the \
+         database is in WAL mode, where SQLite cannot restore across page sizes; nothing was \
+         changed. Either stop every process that uses the database, take it out of WAL mode \
+         (`PRAGMA journal_mode = DELETE`), restore, and put it back (`PRAGMA journal_mode = \
+         WAL`); or give a copy of the backup the database's page size (`PRAGMA page_size = \
+         {database}; VACUUM;` on the copy: VACUUM may renumber the rows of tables without an \
+         INTEGER PRIMARY KEY) and restore that copy by name"
+    )]
+    PageSizeMismatch {
+        /// The backup's page size.
+        backup: u32,
+        /// The database's page size.
+        database: u32,
     },
 
     /// Backups are off for this migrator

@@ -265,6 +265,38 @@ pub enum Error {
         cause: BackupError,
     },
 
+    /// A backup directory or file that another local user could have written: owned by
+    /// another user, or writable by group or others (a directory with the sticky bit may be
+    /// writable by others). Backups are never written into such a directory nor read from such
+    /// a file.
+    #[error(
+        "{} is not safe for backups: {problem} (owner uid {owner}, mode {mode:04o}; backstop runs as uid {uid})",
+        path.display()
+    )]
+    UnsafeBackupPath {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// The user id backstop runs as.
+        uid: u32,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
+    /// A backup file named for a restore is not a backup of this database.
+    #[error("{} is not a backup of {}: {reason}", path.display(), database.display())]
+    ForeignBackup {
+        /// The database file.
+        database: PathBuf,
+        /// The backup file.
+        path: PathBuf,
+        /// Why it is taken for another database's.
+        reason: String,
+    },
+
     /// Any other database error, with what the runner was doing.
     #[error("{database}: {context}: {cause}")]
     Database {
@@ -303,6 +335,8 @@ impl Error {
             Error::ProbeNotConfirmed { .. } => "probe_not_confirmed",
             Error::ForeignKeyViolation { .. } => "foreign_key_violation",
             Error::Backup { .. } => "backup",
+            Error::UnsafeBackupPath { .. } => "unsafe_backup_path",
+            Error::ForeignBackup { .. } => "foreign_backup",
             Error::Database { .. } => "database",
         }
     }

@@ -1,8 +1,12 @@
-//! Going back to an earlier version: by a verified restore of a backup ([`restore`]), or by
-//! the rollback scripts ([`scripts`]). This part checks the request and chooses the way.
+//! Going back to an earlier version: by a verified restore of a backup ([`restore`], which
+//! [`choose`]s it), or by the rollback scripts ([`scripts`]); and the restore of a backup file
+//! named by the user. This part checks the request and chooses the way.
 
+mod choose;
 mod restore;
 mod scripts;
+
+use std::path::Path;
 
 use sqlx::SqlitePool;
 
@@ -57,7 +61,17 @@ pub(crate) async fn rollback(
             scripts::run(pool, source, config, to, mode, nothing_to_do).await
         }
         RollbackStrategy::Backup => {
-            restore::run(pool, config, to, &history, mode, nothing_to_do).await
+            restore::to_version(pool, config, to, &history, mode, nothing_to_do).await
         }
     }
+}
+
+/// Restores the backup file at `path` into the pool's database, whatever version it holds.
+pub(crate) async fn restore_file(
+    pool: &SqlitePool,
+    config: &Config,
+    path: &Path,
+    mode: Mode,
+) -> Result<RollbackReport, Error> {
+    restore::named_file(pool, config, path, mode).await
 }

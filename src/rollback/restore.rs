@@ -1,50 +1,136 @@
-//! Rollback by restore, in four steps: [`choose`] the newest verified backup that holds the
-//! version; [`prepare`] a safety backup under the write lock; [`PreparedRestore::lock`] the
-//! live database again through the restoring connection and verify that nothing was committed
-//! in between (else start over); [`copy`] the backup into the live database.
+//! Restores, in four steps: [`choose`](super::choose) the backup; [`prepare`] a safety backup
+//! under the write lock; [`PreparedRestore::lock`] the live database again through the
+//! restoring connection and verify that nothing was committed in between (else start over);
+//! [`copy`] the backup into the live database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sqlx::SqlitePool;
 
+use super::choose::{self, Chosen, check_restorable};
 use crate::backup::{
-    BackupDir, Check, CopyFailure, LockedRestore, NewBackup, Reason, backup_history, blocking,
-    open_source, take,
+    BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking, open_source, take,
 };
 use crate::config::Config;
-use crate::connection::{database_file, unlocked_history};
+use crate::connection::{database_file, display_name, unlocked_history};
 use crate::error::{BackupError, Error};
 use crate::ffi::RawConnection;
 use crate::history::History;
-use crate::report::{BackupInfo, RollbackReport};
+use crate::report::{RollbackReport, RollbackStrategy};
 use crate::session::{Mode, Outcome, Session, run_locked};
 
 /// How many times a restore starts over when another process commits between the safety
 /// backup and the restore's lock.
 const RESTORE_ATTEMPTS: usize = 5;
 
-/// Restores the newest backup holding `to`; `report` is the report of a rollback that does
-/// nothing.
-pub(crate) async fn run(
+/// When a prepared restore goes ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proceed {
+    /// Only while the database is above this version (a rollback: another process may have
+    /// rolled back meanwhile).
+    WhileAbove(i64),
+    /// Whatever the version (a restore of a named file).
+    Always,
+}
+
+/// Rolls back to `to` by restoring the newest backup that holds it; `report` is the report
+/// of a rollback that does nothing.
+pub(crate) async fn to_version(
     pool: &SqlitePool,
     config: &Config,
     to: i64,
     live: &History,
     mode: Mode,
-    mut report: RollbackReport,
+    report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
     let database = report.database.clone();
     let Some(file) = database_file(pool, &database).await? else {
         return Err(Error::NoBackup {
             database,
             version: to,
-            dir: PathBuf::new(),
+            dir: Default::default(),
             available: Vec::new(),
         });
     };
-    let chosen = choose(&config.backup_dir_of(&file), &database, to, live).await?;
+    let dir = config.backup_dir_of(&database, &file)?;
+    let chosen = choose::by_version(&dir, to, live).await?;
+    let target = Target {
+        dir: &dir,
+        file: &file,
+        chosen,
+        proceed: Proceed::WhileAbove(to),
+    };
+    restore(pool, config, target, mode, report).await
+}
+
+/// Restores the backup file at `path`, whatever version it holds.
+pub(crate) async fn named_file(
+    pool: &SqlitePool,
+    config: &Config,
+    path: &Path,
+    mode: Mode,
+) -> Result<RollbackReport, Error> {
+    let database = display_name(pool);
+    let live = unlocked_history(pool, &database).await?;
+    let Some(file) = database_file(pool, &database).await? else {
+        return Err(Error::Backup {
+            database,
+            path: path.to_owned(),
+            cause: BackupError::InMemory,
+        });
+    };
+    let dir = config.backup_dir_of(&database, &file)?;
+    let chosen = choose::by_path(&dir, path, &live).await?;
+    let current = live.current_version();
+    let report = RollbackReport {
+        database,
+        from_version: current,
+        to_version: current,
+        strategy: RollbackStrategy::Backup,
+        dry_run: mode == Mode::DryRun,
+        restored_from: None,
+        safety_backup: None,
+        discards_changes_since: None,
+        rolled_back: Vec::new(),
+    };
+    let target = Target {
+        dir: &dir,
+        file: &file,
+        chosen,
+        proceed: Proceed::Always,
+    };
+    restore(pool, config, target, mode, report).await
+}
+
+/// What a restore restores, and where.
+struct Target<'a> {
+    /// The database's backups.
+    dir: &'a BackupDir,
+    /// The database's file.
+    file: &'a Path,
+    chosen: Chosen,
+    proceed: Proceed,
+}
+
+/// Restores the target's backup into the pool's database (after a safety backup), or for a
+/// dry run says that it would.
+async fn restore(
+    pool: &SqlitePool,
+    config: &Config,
+    target: Target<'_>,
+    mode: Mode,
+    mut report: RollbackReport,
+) -> Result<RollbackReport, Error> {
+    let Target {
+        dir,
+        file,
+        chosen,
+        proceed,
+    } = target;
+    let database = report.database.clone();
+    check_restorable(pool, &database, &chosen).await?;
     let nothing_to_do = report.clone();
-    report.to_version = to;
+    report.to_version = chosen.version;
     report.restored_from = Some(chosen.path.clone());
     report.discards_changes_since = Some(chosen.taken_at);
     if mode == Mode::DryRun {
@@ -54,7 +140,7 @@ pub(crate) async fn run(
     let failed =
         |failure: CopyFailure| failure.into_error(&database, &chosen.path, config.busy_timeout());
     for attempt in 1..=RESTORE_ATTEMPTS {
-        let Some(prepared) = prepare(pool, config, &file, to).await? else {
+        let Some(prepared) = prepare(pool, config, dir, file, proceed).await? else {
             // Another process rolled back meanwhile.
             return Ok(nothing_to_do);
         };
@@ -69,19 +155,19 @@ pub(crate) async fn run(
         let safety = copy(locked, config).await.map_err(failed)?;
         let now_at = unlocked_history(pool, &database).await?.current_version();
         let safety = safety.keep();
-        if now_at != to {
+        if now_at != chosen.version {
             return Err(Error::Backup {
                 database,
                 path: chosen.path,
                 cause: BackupError::RestoredWrongVersion {
-                    expected: to,
+                    expected: chosen.version,
                     found: now_at,
                     safety,
                 },
             });
         }
-        tracing::info!(database = %database.display(), from = from_version, to, backup = %chosen.path.display(), "restored");
-        config.prune(&file, &[&safety, &chosen.path]);
+        tracing::info!(database = %database.display(), from = from_version, to = chosen.version, backup = %chosen.path.display(), "restored");
+        config.prune(dir, &[&safety, &chosen.path]);
         report.from_version = from_version;
         report.safety_backup = Some(safety);
         return Ok(report);
@@ -89,50 +175,6 @@ pub(crate) async fn run(
     Err(Error::Busy {
         database,
         timeout: config.busy_timeout(),
-    })
-}
-
-/// The newest backup in `dir` that holds version `to`, shares the live history up to `to`,
-/// and passes `PRAGMA integrity_check`.
-async fn choose(
-    dir: &BackupDir,
-    database: &Path,
-    to: i64,
-    live: &History,
-) -> Result<BackupInfo, Error> {
-    let backups = dir.list().await.map_err(|cause| Error::Backup {
-        database: database.to_owned(),
-        path: dir.path().to_owned(),
-        cause,
-    })?;
-    for candidate in backups.iter().filter(|b| b.version == Some(to)) {
-        let held = backup_history(&candidate.path, Check::Integrity)
-            .await
-            .map_err(|cause| Error::Backup {
-                database: database.to_owned(),
-                path: candidate.path.clone(),
-                cause: BackupError::NewestRefused {
-                    version: to,
-                    cause: Box::new(cause),
-                },
-            })?;
-        if !held.is_past_of(live, to) {
-            tracing::info!(path = %candidate.path.display(), "skipping a backup of another history");
-            continue;
-        }
-        if candidate.size < 512 {
-            continue;
-        }
-        return Ok(candidate.clone());
-    }
-    Err(Error::NoBackup {
-        database: database.to_owned(),
-        version: to,
-        dir: dir.path().to_owned(),
-        available: backups
-            .iter()
-            .map(|b| (b.path.clone(), b.version))
-            .collect(),
     })
 }
 
@@ -154,23 +196,25 @@ impl Outcome for Option<PreparedRestore> {
 }
 
 /// Under the write lock: takes the safety backup through a new connection to the live
-/// database. `None`: the database is already at or below `to`.
+/// database. `None`: the rollback has nothing left to do.
 async fn prepare(
     pool: &SqlitePool,
     config: &Config,
+    dir: &BackupDir,
     file: &Path,
-    to: i64,
+    proceed: Proceed,
 ) -> Result<Option<PreparedRestore>, Error> {
     run_locked(pool, config, Mode::Apply, async |session: &mut Session| {
         let current = session.history().await?.current_version();
-        if to >= current {
+        if let Proceed::WhileAbove(to) = proceed
+            && to >= current
+        {
             return Ok(None);
         }
         let database = session.database().to_owned();
         let live = open_source(&database, file, config.busy_timeout()).await?;
         let (safety, live) = take(
-            &config.backup_dir_of(file),
-            &database,
+            dir,
             live,
             current,
             Reason::Rollback,

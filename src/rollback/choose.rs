@@ -1,0 +1,182 @@
+//! Which backup a restore restores: the newest of this database's backups that holds the
+//! version asked for ([`by_version`]), or a file the user named ([`by_path`]). Either way the
+//! file must be trusted (its owner and mode), whole and intact, this database's, and
+//! restorable into it (page size).
+
+use std::path::{Path, PathBuf};
+
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+
+use crate::backup::{
+    BackupDir, Check, Header, backup_history, check_file, read_header, tag_in_name,
+};
+use crate::connection::{acquire, database_error};
+use crate::error::{BackupError, Error};
+use crate::history::History;
+
+/// The backup a restore will copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Chosen {
+    pub path: PathBuf,
+    /// The version it holds.
+    pub version: i64,
+    /// When it was taken: everything written since is discarded.
+    pub taken_at: OffsetDateTime,
+    pub header: Header,
+}
+
+/// The newest backup of this database in `dir` that holds version `to`, shares the live
+/// history up to `to`, and passes `PRAGMA integrity_check`.
+///
+/// The newest backup whose name or content says `to` must be usable: when it cannot be
+/// read, is damaged or is writable by others, the rollback stops with an error naming it; it
+/// is never passed over for an older one in silence. Backups of another history at `to` (the
+/// database was rolled back by scripts and migrated again since) are passed over.
+pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &History) -> Result<Chosen, Error> {
+    let refused = |path: &Path, cause| Error::Backup {
+        database: dir.database().to_owned(),
+        path: path.to_owned(),
+        cause: BackupError::NewestRefused {
+            version: to,
+            cause: Box::new(cause),
+        },
+    };
+    for entry in dir.entries()?.iter().filter(|e| !e.untagged) {
+        let meta = std::fs::metadata(&entry.path)
+            .map_err(|e| refused(&entry.path, BackupError::io("cannot read its metadata")(e)))?;
+        let claims_to = entry.named_version == to;
+        if let Err(untrusted) = check_file(&entry.path, &meta) {
+            if claims_to {
+                return Err(untrusted);
+            }
+            continue;
+        }
+        let held = match backup_history(&entry.path, Check::HistoryOnly).await {
+            Ok(held) => held,
+            Err(cause) if claims_to => return Err(refused(&entry.path, cause)),
+            Err(_) => continue,
+        };
+        if held.current_version() != to {
+            continue;
+        }
+        if held.first_disagreement(live).is_some() {
+            tracing::info!(path = %entry.path.display(), "skipping a backup of another history");
+            continue;
+        }
+        backup_history(&entry.path, Check::Integrity)
+            .await
+            .map_err(|cause| refused(&entry.path, cause))?;
+        let header = read_header(&entry.path).map_err(|cause| refused(&entry.path, cause))?;
+        return Ok(Chosen {
+            path: entry.path.clone(),
+            version: to,
+            taken_at: entry.taken_at,
+            header,
+        });
+    }
+    Err(Error::NoBackup {
+        database: dir.database().to_owned(),
+        version: to,
+        dir: dir.path().to_owned(),
+        available: dir
+            .list()
+            .await?
+            .into_iter()
+            .map(|b| (b.path, b.version))
+            .collect(),
+    })
+}
+
+/// The backup file at `path`, named by the user, whatever version it holds. It must be the
+/// user's own and writable by nobody else, whole and intact, and this database's: its name
+/// carries this database's tag, or (for a name without a tag) its history agrees with the
+/// database's.
+pub(crate) async fn by_path(dir: &BackupDir, path: &Path, live: &History) -> Result<Chosen, Error> {
+    let failed = |cause| Error::Backup {
+        database: dir.database().to_owned(),
+        path: path.to_owned(),
+        cause,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| failed(BackupError::io("cannot read it")(e)))?;
+    if !meta.is_file() {
+        let cause = std::io::Error::other("not a regular file");
+        return Err(failed(BackupError::io("cannot restore it")(cause)));
+    }
+    check_file(path, &meta)?;
+    let held = backup_history(path, Check::Integrity)
+        .await
+        .map_err(failed)?;
+    let header = read_header(path).map_err(failed)?;
+    let foreign = |reason: String| Error::ForeignBackup {
+        database: dir.database().to_owned(),
+        path: path.to_owned(),
+        reason,
+    };
+    match tag_in_name(path) {
+        Some(tag) if tag == dir.tag().as_str() => {}
+        Some(tag) => {
+            return Err(foreign(format!(
+                "its name carries the identity tag {tag}, and this database's is {}: it is a \
+                 backup of another database (or of this one before it was copied, or moved to \
+                 another file system); if you are sure it is this database's, give the file a \
+                 name without the tag and restore that",
+                dir.tag().as_str()
+            )));
+        }
+        None => {
+            if let Some(version) = held.first_disagreement(live) {
+                return Err(foreign(format!(
+                    "its name carries no identity tag, and its history disagrees with the \
+                     database's at version {version}"
+                )));
+            }
+            tracing::warn!(path = %path.display(), "restoring a file whose name carries no database identity tag; its history agrees with the database's");
+        }
+    }
+    let taken_at = meta
+        .modified()
+        .map(OffsetDateTime::from)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let taken_at = crate::backup::taken_at_in_name(path).unwrap_or(taken_at);
+    Ok(Chosen {
+        path: path.to_owned(),
+        version: held.current_version(),
+        taken_at,
+        header,
+    })
+}
+
+/// Refuses a restore that SQLite cannot do: a backup whose page size differs from the
+/// database's, into a database in WAL mode. (Other differences, such as the journal mode,
+/// restore fine.)
+pub(crate) async fn check_restorable(
+    pool: &SqlitePool,
+    database: &Path,
+    chosen: &Chosen,
+) -> Result<(), Error> {
+    let mut conn = acquire(pool, database).await?;
+    let read = async {
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&mut *conn)
+            .await?;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok::<_, sqlx::Error>((page_size, journal_mode))
+    };
+    let (page_size, journal_mode) = read
+        .await
+        .map_err(|e| database_error(database, "reading the page size and journal mode", e))?;
+    if page_size != i64::from(chosen.header.page_size) && journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Backup {
+            database: database.to_owned(),
+            path: chosen.path.clone(),
+            cause: BackupError::PageSizeMismatch {
+                backup: chosen.header.page_size,
+                database: u32::try_from(page_size).unwrap_or(0),
+            },
+        });
+    }
+    Ok(())
+}
