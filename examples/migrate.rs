@@ -164,10 +164,30 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         migrator = migrator.on_backup_progress(move |p| progress.update(p));
     }
 
+    // Only `migrate` may create the database; a failed one removes what it created.
+    let creates = matches!(cli.command, Command::Migrate { dry_run: false, .. });
+    let fresh = creates.then(|| Fresh::before_creating(&database));
+    let pool = open(&database, creates, busy_timeout).await?;
+    let outcome = execute(cli, &migrator, &pool).await;
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
+    // Every connection closed before the process ends: a WAL database is checkpointed and
+    // its -wal and -shm files go.
+    pool.close().await;
+    if outcome.is_err()
+        && let Some(fresh) = fresh
+    {
+        fresh.undo();
+    }
+    outcome
+}
+
+/// Runs the command on the pool and prints its report.
+async fn execute(cli: &Cli, migrator: &Migrator, pool: &SqlitePool) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Status { check } => {
-            let pool = open(&database, false, busy_timeout).await?;
-            let report = migrator.status(&pool).await?;
+            let report = migrator.status(pool).await?;
             print(cli.json, &report, print_status)?;
             Ok(if *check && !report.is_clean() {
                 ExitCode::from(1)
@@ -176,21 +196,12 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Migrate { dry_run, target } => {
-            let fresh = Fresh::before_creating(&database);
-            let pool = open(&database, !dry_run, busy_timeout).await?;
             let report = match (dry_run, target) {
-                (true, target) => migrator.dry_run(&pool, *target).await,
-                (false, Some(target)) => migrator.migrate_to(&pool, *target).await,
-                (false, None) => migrator.migrate(&pool).await,
+                (true, target) => migrator.dry_run(pool, *target).await?,
+                (false, Some(target)) => migrator.migrate_to(pool, *target).await?,
+                (false, None) => migrator.migrate(pool).await?,
             };
-            if let Some(progress) = &progress {
-                progress.finish();
-            }
-            if report.is_err() {
-                pool.close().await;
-                fresh.undo();
-            }
-            print(cli.json, &report?, print_migrate)?;
+            print(cli.json, &report, print_migrate)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rollback {
@@ -198,44 +209,31 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             strategy,
             dry_run,
         } => {
-            let pool = open(&database, false, busy_timeout).await?;
             let strategy = match strategy {
                 Strategy::Backup => RollbackStrategy::Backup,
                 Strategy::Scripts => RollbackStrategy::Scripts,
             };
             let report = if *dry_run {
                 migrator
-                    .rollback_dry_run(&pool, *to_version, strategy)
-                    .await
+                    .rollback_dry_run(pool, *to_version, strategy)
+                    .await?
             } else {
-                migrator.rollback(&pool, *to_version, strategy).await
+                migrator.rollback(pool, *to_version, strategy).await?
             };
-            if let Some(progress) = &progress {
-                progress.finish();
-            }
-            print(cli.json, &report?, print_rollback)?;
+            print(cli.json, &report, print_rollback)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { path, dry_run } => {
-            let pool = open(&database, false, busy_timeout).await?;
             let report = if *dry_run {
-                migrator.restore_file_dry_run(&pool, path).await
+                migrator.restore_file_dry_run(pool, path).await?
             } else {
-                migrator.restore_file(&pool, path).await
+                migrator.restore_file(pool, path).await?
             };
-            if let Some(progress) = &progress {
-                progress.finish();
-            }
-            print(cli.json, &report?, print_rollback)?;
+            print(cli.json, &report, print_rollback)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup => {
-            let pool = open(&database, false, busy_timeout).await?;
-            let path = migrator.backup(&pool).await;
-            if let Some(progress) = &progress {
-                progress.finish();
-            }
-            let path = path?;
+            let path = migrator.backup(pool).await?;
             if cli.json {
                 println!("{}", serde_json::json!({ "backup": path }));
             } else {
@@ -244,8 +242,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backups => {
-            let pool = open(&database, false, busy_timeout).await?;
-            let backups = migrator.backups(&pool).await?;
+            let backups = migrator.backups(pool).await?;
             print(cli.json, backups.as_slice(), print_backups)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -83,9 +83,15 @@
 //! - [`RollbackStrategy::Scripts`] runs the rollback scripts, newest first, in one transaction;
 //!   after each, the probe must say 0.
 //!
-//! [`Migrator::backups`] lists the backups with the version each holds; [`Migrator::backup`]
-//! takes one on demand. After each successful run the newest
-//! [`keep_backups`](Migrator::keep_backups) backups are kept.
+//! [`Migrator::restore_file`] restores a backup file named by the user, whatever version it holds
+//! (restoring a rollback's safety backup undoes the rollback). [`Migrator::backups`] lists the
+//! backups with the version each holds; [`Migrator::backup`] takes one on demand. After each
+//! successful run the newest [`keep_backups`](Migrator::keep_backups) backups are kept.
+//!
+//! Each backup's name carries its database's identity (the file's inode and birth time), so
+//! databases with the same file name can share a backup directory without ever seeing each
+//! other's backups. Backups get no permission the database lacks; a backup directory or file
+//! that another user owns or can write is refused ([`Error::UnsafeBackupPath`]).
 //!
 //! # Errors
 //!

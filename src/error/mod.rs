@@ -169,7 +169,7 @@ pub enum Error {
     },
 
     /// No backup of this database holds the version asked for.
-    #[error("no backup of {database} holds version {version}; the backups in {dir} are: {}; roll back with the rollback scripts instead (`--strategy scripts`)", format_backups(.available))]
+    #[error("no backup of {database} holds version {version}; the backups in {dir} are: {}; roll back with the rollback scripts instead (`--strategy scripts`), or restore a backup file by name (`restore PATH`)", format_backups(.available))]
     NoBackup {
         /// The database file.
         database: PathBuf,
