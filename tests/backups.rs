@@ -346,7 +346,8 @@ async fn a_backup_directory_another_user_could_write_is_refused() {
     database(&ws.db(), "x").await;
     let pool = ws.pool().await;
     let dir = ws.backups_dir();
-    std::fs::create_dir(&dir).unwrap();
+    ws.migrator().migrate_to(&pool, 1).await.unwrap();
+    let files = list_dir(&dir);
 
     let mut cases = vec![(0o777, None, "writable by group or others")];
     if running_as_root() {
@@ -364,6 +365,10 @@ async fn a_backup_directory_another_user_could_write_is_refused() {
             ws.migrator().migrate(&pool).await.map(drop),
             ws.migrator().backup(&pool).await.map(drop),
             ws.migrator().backups(&pool).await.map(drop),
+            ws.migrator()
+                .rollback(&pool, 0, RollbackStrategy::Backup)
+                .await
+                .map(drop),
         ] {
             let err = run.unwrap_err();
             assert_eq!(err.kind(), "unsafe_backup_path", "{err}");
@@ -375,7 +380,7 @@ async fn a_backup_directory_another_user_could_write_is_refused() {
             }
         }
         assert_eq!(dump(&ws.db()).await, before);
-        assert!(list_dir(&dir).is_empty(), "{:?}", list_dir(&dir));
+        assert_eq!(list_dir(&dir), files);
         let out = run_cli(&ws, &ws.db(), None, &["--json", "migrate"]);
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(json_err(&out)["kind"], "unsafe_backup_path");
