@@ -579,6 +579,7 @@ impl Bench {
         }
         pool.close().await;
         remove_database(&db)?;
+        rows.push(self.load_big_script()?);
         Ok(Section {
             title: format!("3. Every start: {MANY} migrations applied, pool open (ms)"),
             rows,
@@ -591,6 +592,44 @@ impl Bench {
                 one_cpu_note(),
             ],
         })
+    }
+
+    /// Section 3, last row: loading (splitting, locating, checksumming) one script of
+    /// 40,000 statements, which every start pays.
+    fn load_big_script(&self) -> anyhow::Result<Row> {
+        const STATEMENTS: usize = 40_000;
+        let dir = self.work.join("big-script");
+        std::fs::create_dir_all(&dir)?;
+        let mut forward = String::from("CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT);\n");
+        for i in 1..STATEMENTS {
+            let _ = writeln!(forward, "INSERT INTO big VALUES ({i}, 'note {i}');");
+        }
+        std::fs::write(dir.join("001_big.sql"), &forward)?;
+        std::fs::write(dir.join("001_big.rollback.sql"), "DROP TABLE big;\n")?;
+        std::fs::write(
+            dir.join("001_big.probe.sql"),
+            "SELECT count(*) FROM sqlite_master WHERE name = 'big';\n",
+        )?;
+        let mb = forward.len() as f64 / MB;
+        let mut samples = Vec::with_capacity(self.runs);
+        for _ in 0..self.runs.max(3) {
+            let started = Instant::now();
+            let source = Source::from_dir(&dir)?;
+            samples.push(ms(started.elapsed()));
+            ensure!(source.migrations().len() == 1, "the big script loads");
+        }
+        let whole = median(&samples);
+        std::fs::remove_dir_all(&dir)?;
+        let per_mb: Vec<f64> = samples.iter().map(|s| s / mb).collect();
+        Ok(Row::new(
+            format!("load one {STATEMENTS}-statement script, per MB of SQL"),
+            "ms",
+            per_mb,
+        )
+        .target(
+            &format!("whole script ({mb:.2} MB) < 100 ms: {whole:.1} ms"),
+            whole < 100.0,
+        ))
     }
 
     /// Section 4: 1,000 small migrations applied in one run: backstop vs sqlx's migrator; then

@@ -39,21 +39,24 @@ pub(crate) struct SplitError {
     pub reason: &'static str,
 }
 
-/// Splits `script` into statements, skipping empty ones (whitespace, comments, lone `;`).
+/// Splits `script` into statements, skipping empty ones (whitespace, comments, lone `;`), in
+/// time linear in its size (but for the `;` inside one statement, each of which re-tests that
+/// statement).
 pub(crate) fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
     let mut statements = Vec::new();
+    let mut lines = Lines::new(script);
     let mut start = 0;
     for (pos, _) in script.match_indices(';') {
         let candidate = &script[start..=pos];
         if is_complete(candidate) {
-            push_statement(&mut statements, script, start, pos + 1);
+            push_statement(&mut statements, &mut lines, start, pos + 1);
             start = pos + 1;
         }
     }
     let rest = &script[start..];
     if let Some(offset) = first_token(rest) {
         let statement_start = start + offset;
-        let line = line_of(script, statement_start);
+        let line = lines.at(statement_start);
         let text = rest[offset..].trim_end();
         if text.contains('\0') {
             return Err(SplitError {
@@ -70,13 +73,41 @@ pub(crate) fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
                 reason: "unterminated statement (an open string, comment or trigger body)",
             });
         }
-        push_statement(&mut statements, script, start, script.len());
+        push_statement(&mut statements, &mut lines, start, script.len());
     }
     Ok(statements)
 }
 
-fn push_statement(statements: &mut Vec<Statement>, script: &str, from: usize, to: usize) {
-    let chunk = &script[from..to];
+/// Line numbers of byte offsets asked for in increasing order, counted once.
+struct Lines<'a> {
+    script: &'a str,
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(script: &'a str) -> Self {
+        Lines {
+            script,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line (1-based) of `offset`, which is not below any offset asked for before.
+    fn at(&mut self, offset: usize) -> usize {
+        debug_assert!(offset >= self.offset);
+        self.line += self.script.as_bytes()[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
+}
+
+fn push_statement(statements: &mut Vec<Statement>, lines: &mut Lines<'_>, from: usize, to: usize) {
+    let chunk = &lines.script[from..to];
     let Some(offset) = first_token(chunk) else {
         return;
     };
@@ -91,7 +122,7 @@ fn push_statement(statements: &mut Vec<Statement>, script: &str, from: usize, to
         .to_ascii_uppercase();
     statements.push(Statement {
         sql: text.to_owned(),
-        line: line_of(script, from + offset),
+        line: lines.at(from + offset),
         keyword,
     });
 }
@@ -115,10 +146,6 @@ fn first_token(text: &str) -> Option<usize> {
         }
     }
     None
-}
-
-fn line_of(script: &str, offset: usize) -> usize {
-    script[..offset].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]

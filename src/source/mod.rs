@@ -17,6 +17,7 @@
 
 mod checksum;
 mod file_name;
+mod rules;
 mod script;
 
 use std::collections::BTreeMap;

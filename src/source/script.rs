@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::file_name::Kind;
+use super::rules;
 use crate::error::{Error, shorten};
 use crate::sql::{self, Statement};
 
@@ -39,17 +40,13 @@ impl Script {
         if statements.is_empty() {
             return Err(Error::EmptyScript { path });
         }
+        if let Some(line) = rules::no_transaction_marker(&text) {
+            let marker = text.lines().nth(line - 1).unwrap_or_default();
+            return Err(invalid(line, marker, rules::NO_TRANSACTION));
+        }
         for statement in &statements {
-            let refused = match statement.keyword() {
-                "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => Some(
-                    "a script may not control the transaction (the runner runs every migration \
-                     inside its own transaction)",
-                ),
-                "VACUUM" => Some("VACUUM cannot run inside the runner's transaction"),
-                _ => None,
-            };
-            if let Some(reason) = refused {
-                return Err(invalid(statement.line(), statement.sql(), reason));
+            if let Some(reason) = rules::refusal(statement) {
+                return Err(invalid(statement.line(), statement.sql(), &reason));
             }
         }
         if kind == Kind::Probe {

@@ -8,6 +8,7 @@
 mod cases;
 #[path = "../common/mod.rs"]
 mod common;
+mod escapes;
 mod run;
 mod security;
 mod setup;
@@ -30,6 +31,7 @@ fn bad_input_catalogue() {
     cli(); // build the binary before timing anything
     let cases: Vec<Case> = cases::cases()
         .into_iter()
+        .chain(escapes::cases())
         .chain(security::cases())
         .collect();
     let started = Instant::now();
