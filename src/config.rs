@@ -11,6 +11,9 @@ use crate::error::Error;
 pub const DEFAULT_KEEP_BACKUPS: usize = 10;
 /// Default time to wait for another writer to release the database.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest busy timeout SQLite can take (`i32::MAX` milliseconds, about 24.8 days); longer
+/// ones are cut to it.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// Whether runs take backups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +66,9 @@ impl Config {
         self.keep_backups = keep.max(1);
     }
 
+    /// At most [`MAX_BUSY_TIMEOUT`]: SQLite counts it in milliseconds in a C `int`.
     pub fn set_busy_timeout(&mut self, timeout: Duration) {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
     }
 
     pub fn set_backups(&mut self, backups: Backups) {

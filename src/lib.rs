@@ -123,7 +123,7 @@ pub mod source;
 mod sql;
 mod status;
 
-pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS};
+pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, SqliteFailure};
 pub use migrator::Migrator;
 pub use report::{

@@ -9,7 +9,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::backup::Reason;
 use crate::config::Config;
-use crate::connection::{acquire, database_error, display_name};
+use crate::connection::{acquire, database_error, display_name, read_error};
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
@@ -38,9 +38,10 @@ pub(crate) async fn migrate(
     // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
     let applied = {
         let mut conn = acquire(pool, &database).await?;
-        history::applied(&mut conn)
-            .await
-            .map_err(|e| database_error(&database, "reading the history", e))?
+        match history::applied(&mut conn).await {
+            Ok(applied) => applied,
+            Err(e) => return Err(read_error(&mut conn, &database, "reading the history", e).await),
+        }
     };
     let first = plan::plan(source, &applied, target, &database)?;
     if first.pending.is_empty() {

@@ -63,7 +63,8 @@ impl Migrator {
         self
     }
 
-    /// How long to wait for other writers before giving up with [`Error::Busy`].
+    /// How long to wait for other writers before giving up with [`Error::Busy`] (at most
+    /// [`MAX_BUSY_TIMEOUT`](crate::MAX_BUSY_TIMEOUT); a longer one is cut to it).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.config.set_busy_timeout(timeout);
         self

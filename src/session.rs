@@ -7,11 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::backup::{NewBackup, Reason, open_source, take};
 use crate::config::{Backups, Config};
-use crate::connection::{connect, database_error, display_name, execute, lock_error, main_file};
+use crate::connection::{
+    RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
+    main_file,
+};
 use crate::error::Error;
 use crate::history::{self, Applied, History};
 
@@ -56,7 +59,7 @@ pub(crate) async fn run_locked<T: Outcome>(
 
 /// The runner's own connection, holding the write lock.
 pub(crate) struct Session {
-    conn: SqliteConnection,
+    conn: RunnerConnection,
     /// The database as the pool names it.
     database: PathBuf,
     /// Its file (`None` in memory).
@@ -68,27 +71,38 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Opens the runner's own connection (the pool's options, foreign keys off, the busy
-    /// timeout; for a dry run, no spilling of changes to the file) and takes the write lock
-    /// with `BEGIN IMMEDIATE`.
+    /// Opens the runner's connection (its own, with the pool's options, foreign keys off, the
+    /// busy timeout; for a dry run, no spilling of changes to the file) and takes the write
+    /// lock with `BEGIN IMMEDIATE`.
     pub async fn lock(pool: &SqlitePool, config: &Config, mode: Mode) -> Result<Self, Error> {
         let database = display_name(pool);
-        let mut options = (*pool.connect_options())
-            .clone()
-            .create_if_missing(false)
-            .foreign_keys(false)
-            .busy_timeout(config.busy_timeout());
-        if mode == Mode::DryRun {
-            options = options.pragma("cache_spill", "OFF");
+        if is_read_only(pool) {
+            return Err(Error::ReadOnly { database });
         }
-        let mut conn = connect(&options, &database).await?;
-        let file = main_file(&mut conn)
-            .await
-            .map_err(|e| database_error(&database, "locating the database file", e))?;
+        let busy_timeout = config.busy_timeout();
+        let work = match mode {
+            Mode::Apply => Use::Write { busy_timeout },
+            Mode::DryRun => Use::DryRun { busy_timeout },
+        };
+        let mut conn = RunnerConnection::open(pool, &database, work).await?;
+        let located = main_file(conn.get()).await;
+        let file = match located {
+            Ok(file) => file,
+            Err(e) => {
+                conn.close().await;
+                return Err(database_error(&database, "locating the database file", e));
+            }
+        };
         tracing::info!(database = %database.display(), "waiting for the write lock");
-        execute(&mut conn, "BEGIN IMMEDIATE").await.map_err(|e| {
-            lock_error(&database, "taking the write lock", e, config.busy_timeout())
-        })?;
+        if let Err(e) = execute(conn.get(), "BEGIN IMMEDIATE").await {
+            conn.close().await;
+            return Err(lock_error(
+                &database,
+                "taking the write lock",
+                e,
+                busy_timeout,
+            ));
+        }
         tracing::info!(database = %database.display(), "write lock taken");
         Ok(Session {
             conn,
@@ -101,7 +115,7 @@ impl Session {
     }
 
     pub fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+        self.conn.get()
     }
 
     pub fn database(&self) -> &Path {
@@ -118,14 +132,14 @@ impl Session {
 
     /// The history, read under the lock.
     pub async fn history(&mut self) -> Result<History, Error> {
-        History::read(&mut self.conn)
+        History::read(self.conn.get())
             .await
             .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
     }
 
     /// The applied versions and checksums, read under the lock.
     pub async fn applied(&mut self) -> Result<Vec<Applied>, Error> {
-        history::applied(&mut self.conn)
+        history::applied(self.conn.get())
             .await
             .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
     }
@@ -170,9 +184,9 @@ impl Session {
     async fn commit(mut self) -> Result<(), Error> {
         let backup = self.backup.take().map(NewBackup::keep);
         tracing::info!(database = %self.database.display(), "committing");
-        if let Err(e) = execute(&mut self.conn, "COMMIT").await {
-            let _ = execute(&mut self.conn, "ROLLBACK").await;
-            let _ = self.conn.close().await;
+        if let Err(e) = execute(self.conn.get(), "COMMIT").await {
+            let _ = execute(self.conn.get(), "ROLLBACK").await;
+            self.conn.close().await;
             return Err(lock_error(
                 &self.database,
                 "committing",
@@ -181,7 +195,7 @@ impl Session {
             ));
         }
         tracing::info!(database = %self.database.display(), "committed");
-        let _ = self.conn.close().await;
+        self.conn.close().await;
         if let (Some(file), Some(backup)) = (&self.file, &backup)
             && let Ok(dir) = self.config.backup_dir_of(&self.database, file)
         {
@@ -193,15 +207,15 @@ impl Session {
     /// Ends a dry run, or a run that changed nothing: rolls back, releasing the lock, and
     /// closes the connection; a backup still in the session is removed.
     async fn release(mut self) -> Result<(), Error> {
-        let rolled_back = execute(&mut self.conn, "ROLLBACK").await;
-        let _ = self.conn.close().await;
+        let rolled_back = execute(self.conn.get(), "ROLLBACK").await;
+        self.conn.close().await;
         rolled_back.map_err(|e| database_error(&self.database, "rolling back", e))
     }
 
     /// Rolls back after an error; the backup is removed (the database is unchanged, so it
     /// would only duplicate it).
     async fn abandon(mut self) {
-        let _ = execute(&mut self.conn, "ROLLBACK").await;
-        let _ = self.conn.close().await;
+        let _ = execute(self.conn.get(), "ROLLBACK").await;
+        self.conn.close().await;
     }
 }

@@ -246,7 +246,11 @@ pub enum Error {
     },
 
     /// The migrations left foreign-key violations that were not there before.
-    #[error("the migration(s) {versions:?} introduced foreign-key violations: {}", format_violations(.violations))]
+    ///
+    /// Foreign keys are off on the runner's connection during a run (so that table rebuilds
+    /// are safe), so `ON DELETE` / `ON UPDATE` actions (`CASCADE`, `SET NULL`, ...) do not fire:
+    /// a script that deletes parent rows deletes or updates their children itself.
+    #[error("the migration(s) {versions:?} introduced foreign-key violations: {}; foreign keys are off during migrations, so ON DELETE and ON UPDATE actions (CASCADE, SET NULL) do not fire: delete or update the child rows in the script itself", format_violations(.violations))]
     ForeignKeyViolation {
         /// The versions that ran in this transaction.
         versions: Vec<i64>,
@@ -297,6 +301,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// The pool opens a private database (in memory, or a temporary one with no file name)
+    /// with several connections: each connection is a different, empty database, so nothing
+    /// migrated on one would be seen on the others. Nothing was run.
+    #[error(
+        "{} is a private database (in memory, or a temporary one with no file name) and the pool may open {max_connections} connections, each of them a different, empty database: nothing migrated on one would be seen on the others; use max_connections(1), a shared in-memory database (`sqlite::memory:`) or a file",
+        database.display()
+    )]
+    PrivateDatabase {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// The pool's most connections.
+        max_connections: u32,
+    },
+
+    /// The database is read-only (the pool opens it with `mode=ro` or `immutable`, or its file
+    /// cannot be written), and the operation writes, or takes the write lock. Nothing was run.
+    #[error("{} is read-only (opened with mode=ro or immutable, or a file that cannot be written), and this operation takes its write lock; open it read-write", database.display())]
+    ReadOnly {
+        /// The database as the pool names it.
+        database: PathBuf,
+    },
+
     /// Any other database error, with what the runner was doing.
     #[error("{database}: {context}: {cause}")]
     Database {
@@ -337,6 +363,8 @@ impl Error {
             Error::Backup { .. } => "backup",
             Error::UnsafeBackupPath { .. } => "unsafe_backup_path",
             Error::ForeignBackup { .. } => "foreign_backup",
+            Error::PrivateDatabase { .. } => "private_database",
+            Error::ReadOnly { .. } => "read_only",
             Error::Database { .. } => "database",
         }
     }

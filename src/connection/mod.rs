@@ -1,6 +1,9 @@
 //! The runner's connections to the database the pool names: opening them, finding the file
 //! behind them, and turning sqlx's errors into ones that name the database.
 
+mod runner;
+mod shape;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,17 +13,26 @@ use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::Error;
 use crate::history::History;
+pub(crate) use runner::{RunnerConnection, Use};
+pub(crate) use shape::is_read_only;
 
 /// The database as the pool names it, for messages and reports.
 pub(crate) fn display_name(pool: &SqlitePool) -> PathBuf {
     pool.connect_options().get_filename().to_owned()
 }
 
-/// Opens a connection of the runner's own with `options`.
+/// Opens a connection of the runner's own with `options`. sqlx's statement logging is off on
+/// it (backstop's own events say what matters; a batch of probes would fill a log) unless the
+/// subscriber asks for sqlx's queries (`RUST_LOG=sqlx=debug`).
 pub(crate) async fn connect(
     options: &SqliteConnectOptions,
     database: &Path,
 ) -> Result<SqliteConnection, Error> {
+    let options = if tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
+        options.clone().log_statements(log::LevelFilter::Debug)
+    } else {
+        options.clone().disable_statement_logging()
+    };
     options
         .connect()
         .await
@@ -40,9 +52,32 @@ pub(crate) async fn acquire(
 /// Reads the history on a pool connection, without a lock.
 pub(crate) async fn unlocked_history(pool: &SqlitePool, database: &Path) -> Result<History, Error> {
     let mut conn = acquire(pool, database).await?;
-    History::read(&mut conn)
-        .await
-        .map_err(|e| database_error(database, "reading the history", e))
+    match History::read(&mut conn).await {
+        Ok(history) => Ok(history),
+        Err(e) => Err(read_error(&mut conn, database, "reading the history", e).await),
+    }
+}
+
+/// The error of a read on `conn` (a connection with the pool's options, holding no lock of the
+/// runner's): a lock held past that connection's busy timeout is [`Error::Busy`], like every
+/// other lock wait.
+pub(crate) async fn read_error(
+    conn: &mut SqliteConnection,
+    database: &Path,
+    context: &str,
+    cause: sqlx::Error,
+) -> Error {
+    if is_busy(&cause) {
+        let ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(conn)
+            .await
+            .unwrap_or(0);
+        return Error::Busy {
+            database: database.to_owned(),
+            timeout: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+        };
+    }
+    database_error(database, context, cause)
 }
 
 /// The file of the pool's main database (`None` in memory), as SQLite resolved it.
