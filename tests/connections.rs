@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use backstop::{Error, Migrator, RollbackStrategy};
 use common::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Connection, SqlitePool};
+use sqlx::{Connection, SqlitePool};
 
 fn migrations(ws: &Workspace) {
     ws.migration(
