@@ -108,6 +108,8 @@ pub(crate) enum OpenMode {
     Existing,
     /// A file that may not exist yet.
     Create,
+    /// An existing file, read-only (nothing is ever written to it).
+    ReadOnly,
 }
 
 impl RawConnection {
@@ -125,6 +127,7 @@ impl RawConnection {
         let flags = match mode {
             OpenMode::Existing => sys::SQLITE_OPEN_READWRITE,
             OpenMode::Create => sys::SQLITE_OPEN_READWRITE | sys::SQLITE_OPEN_CREATE,
+            OpenMode::ReadOnly => sys::SQLITE_OPEN_READONLY,
         } | sys::SQLITE_OPEN_NOMUTEX;
         let mut db = ptr::null_mut();
         // SAFETY: valid NUL-terminated path, out-pointer to a local; a null VFS name means the

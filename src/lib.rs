@@ -103,6 +103,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backup;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod connection;
 pub mod error;
@@ -118,19 +120,23 @@ mod plan;
 mod probe;
 pub mod report;
 mod rollback;
+mod scaffold;
 mod session;
 pub mod source;
 mod sql;
 mod status;
+mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, SqliteFailure};
 pub use migrator::Migrator;
 pub use report::{
-    Action, BackupInfo, BackupProgress, MigrateReport, MigrationOutcome, MigrationStatus, Reason,
-    RollbackReport, RollbackStrategy, State, StatusReport,
+    Action, BackupInfo, BackupProgress, BackupTable, MigrateReport, MigrationOutcome,
+    MigrationStatus, Reason, RollbackReport, RollbackStrategy, State, StatusReport,
 };
+pub use scaffold::{NewMigration, add_migration};
 pub use source::{Migration, Source};
+pub use verify::{MigrationCheck, Problem, ProblemKind, VerifyReport, verify};
 
 /// Embeds a directory of migrations in the binary at compile time and loads it as a
 /// [`Source`] (validated at run time, like [`Source::from_dir`]).

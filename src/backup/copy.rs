@@ -70,6 +70,19 @@ pub(crate) fn copy_to_new_file(
     Ok(source)
 }
 
+/// Copies the database file `src` into a new file `dest` (for a scratch database): read-only
+/// through the backup API, so `src` is never changed, even while others write to it.
+pub(crate) async fn copy_database(src: &Path, dest: &Path) -> Result<(), Error> {
+    let (from, to) = (src.to_owned(), dest.to_owned());
+    super::blocking(move || {
+        let source = RawConnection::open(&from, OpenMode::ReadOnly)
+            .map_err(BackupError::sqlite("cannot open the database"))?;
+        copy_to_new_file(source, &to, None).map(drop)
+    })
+    .await
+    .map_err(|failure| failure.into_error(src, dest, Duration::ZERO))
+}
+
 /// Steps a backup to its end, reporting progress.
 fn run_steps<D: AsRef<RawConnection>, S: AsRef<RawConnection>>(
     backup: &mut Backup<D, S>,

@@ -31,7 +31,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub(crate) use catalogue::{BackupDir, tag_in_name, taken_at_in_name};
-pub(crate) use copy::{CopyFailure, LockedRestore};
+pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub use copy::{STEP_PAGES, bench_copy};
 pub(crate) use file::{Check, Header, backup_history, read_header};
 pub(crate) use take::{NewBackup, open_source, take};

@@ -71,11 +71,13 @@ pub enum Error {
         offset: usize,
     },
 
-    /// A script holds no statement (only whitespace or comments).
-    #[error("{path}: the script is empty")]
+    /// A script holds no statement (only whitespace or comments, as a template from `add`).
+    #[error("{path}: the script is empty: {expected}")]
     EmptyScript {
         /// The offending file.
         path: PathBuf,
+        /// What to write in it.
+        expected: &'static str,
     },
 
     /// A script holds a statement that the runner does not allow (transaction control, a probe

@@ -38,7 +38,19 @@ impl Script {
         };
         let statements = sql::split(&text).map_err(|e| invalid(e.line, &e.statement, e.reason))?;
         if statements.is_empty() {
-            return Err(Error::EmptyScript { path });
+            let expected = match kind {
+                Kind::Forward => "write the migration's SQL",
+                Kind::Rollback => {
+                    "write the SQL that undoes the forward script exactly (a DROP TABLE for its \
+                     CREATE TABLE, an ALTER TABLE ... DROP COLUMN for its ADD COLUMN, the old \
+                     values back for an UPDATE); after it runs, the probe must say 0"
+                }
+                Kind::Probe => {
+                    "write one SELECT that returns 1 when the migration's effect is present and 0 \
+                     when it is absent"
+                }
+            };
+            return Err(Error::EmptyScript { path, expected });
         }
         if let Some(line) = rules::no_transaction_marker(&text) {
             let marker = text.lines().nth(line - 1).unwrap_or_default();

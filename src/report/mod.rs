@@ -1,6 +1,8 @@
 //! What the runner did or would do: values returned by [`Migrator`](crate::Migrator), all
 //! serialisable to JSON (the CLI's `--json` output is exactly these values).
 
+mod text;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -9,6 +11,7 @@ use time::OffsetDateTime;
 
 pub use crate::backup::{BackupInfo, BackupProgress, Reason};
 use crate::source::Migration;
+pub use text::{BackupTable, UnknownStrategy};
 
 /// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),
 /// [`migrate_to`](crate::Migrator::migrate_to) or [`dry_run`](crate::Migrator::dry_run).

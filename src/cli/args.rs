@@ -1,0 +1,133 @@
+//! The command line's arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT, RollbackStrategy};
+
+/// Safe SQLite migrations: online backup first, all or nothing, verified rollback.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub(crate) struct Args {
+    /// The database file (a path, never a URL) [default: $DATABASE_URL (a sqlite: URL), else
+    /// the program's default]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub database: Option<PathBuf>,
+    /// Directory of migration files [default: the program's migrations]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// Directory for backups [default: backups/ beside the database file]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Backups of this database to keep
+    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_KEEP_BACKUPS)]
+    pub keep_backups: usize,
+    /// Seconds to wait for other writers before giving up
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value = seconds_text(DEFAULT_BUSY_TIMEOUT),
+        value_parser = parse_seconds
+    )]
+    pub busy_timeout: Duration,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the version and the state of every migration
+    Status {
+        /// Exit with 1 when anything is pending, drifted, modified or unknown (for CI)
+        #[arg(long)]
+        check: bool,
+    },
+    /// Apply pending migrations (creates a missing database)
+    Migrate {
+        /// Rehearse in a transaction that is rolled back; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop at this version
+        #[arg(long, value_name = "N")]
+        target: Option<i64>,
+    },
+    /// Go back to an earlier version (a backup of the current state is taken first)
+    Rollback {
+        /// The version to go back to (0: before any migration)
+        #[arg(long, value_name = "N")]
+        to_version: i64,
+        /// Restore a verified backup that holds the version, or run the rollback scripts
+        #[arg(long, default_value = "backup", value_parser = parse_strategy)]
+        strategy: RollbackStrategy,
+        /// Report what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Restore a backup file, whatever version it holds (a safety backup is taken first);
+    /// restoring a rollback's safety backup undoes the rollback
+    Restore {
+        /// The backup file
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Report what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the backups of the database
+    Backups,
+    /// Take a backup of the database now
+    Backup,
+    /// Write the three files of a new migration (NNN_DESCRIPTION.sql, .rollback.sql,
+    /// .probe.sql) into the migrations directory; opens no database
+    Add {
+        /// Letters, digits, '_' and '-'
+        #[arg(value_name = "DESCRIPTION")]
+        description: String,
+    },
+    /// Prove every migration and its rollback on a scratch database (never yours; with
+    /// --database, a copy of it); exit 1 on any problem
+    Verify,
+}
+
+fn seconds_text(d: Duration) -> String {
+    d.as_secs_f64().to_string()
+}
+
+/// Seconds, at most what SQLite can wait.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let max = MAX_BUSY_TIMEOUT.as_secs_f64();
+    if !seconds.is_finite() || !(0.0..=max).contains(&seconds) {
+        return Err(format!(
+            "{text} is not between 0 and {max} seconds (about 24.8 days, the longest SQLite waits)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_strategy(text: &str) -> Result<RollbackStrategy, String> {
+    text.parse()
+        .map_err(|e: crate::report::UnknownStrategy| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_timeouts_are_seconds_sqlite_can_wait() {
+        assert_eq!(parse_seconds("0.3"), Ok(Duration::from_millis(300)));
+        assert!(parse_seconds(&MAX_BUSY_TIMEOUT.as_secs_f64().to_string()).is_ok());
+        for bad in ["1e20", "3000000", "-1", "NaN", "inf", "five"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}

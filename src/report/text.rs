@@ -1,0 +1,360 @@
+//! How reports read as text: `Display` for each report (what the CLI prints without `--json`),
+//! and the names of the enums (`as_str`, the same words as their JSON).
+
+use std::fmt::{self, Display, Formatter};
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::{
+    Action, BackupInfo, MigrateReport, MigrationOutcome, RollbackReport, RollbackStrategy, State,
+    StatusReport,
+};
+
+impl State {
+    /// `"applied"`, `"adopted"` or `"pending"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Adopted => "adopted",
+            State::Pending => "pending",
+        }
+    }
+}
+
+impl Action {
+    /// The action as in JSON: `"applied"`, `"would_apply"`, `"rolled_back"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Applied => "applied",
+            Action::Adopted => "adopted",
+            Action::WouldApply => "would_apply",
+            Action::WouldAdopt => "would_adopt",
+            Action::RolledBack => "rolled_back",
+            Action::WouldRollBack => "would_roll_back",
+        }
+    }
+
+    /// The action in a sentence: `"applied"`, `"would apply"`, `"undone"`, ...
+    fn words(self) -> &'static str {
+        match self {
+            Action::Applied => "applied",
+            Action::Adopted => "adopted",
+            Action::WouldApply => "would apply",
+            Action::WouldAdopt => "would adopt",
+            Action::RolledBack => "undone",
+            Action::WouldRollBack => "would undo",
+        }
+    }
+}
+
+impl RollbackStrategy {
+    /// `"backup"` or `"scripts"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackStrategy::Backup => "backup",
+            RollbackStrategy::Scripts => "scripts",
+        }
+    }
+}
+
+/// A strategy name that is neither `backup` nor `scripts`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rollback strategy {0:?}: use \"backup\" or \"scripts\"")]
+pub struct UnknownStrategy(String);
+
+impl FromStr for RollbackStrategy {
+    type Err = UnknownStrategy;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "backup" => Ok(RollbackStrategy::Backup),
+            "scripts" => Ok(RollbackStrategy::Scripts),
+            other => Err(UnknownStrategy(other.to_owned())),
+        }
+    }
+}
+
+impl Display for StatusReport {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        writeln!(f, "database  {}", self.database.display())?;
+        writeln!(
+            f,
+            "version   {} (latest {})",
+            self.current_version, self.latest_version
+        )?;
+        if self.migrations.is_empty() {
+            return writeln!(f, "no migrations");
+        }
+        let rows: Vec<[String; 6]> = self
+            .migrations
+            .iter()
+            .map(|m| {
+                let checksum = match (m.known, m.checksum_ok) {
+                    (false, _) => "unknown",
+                    (_, Some(true)) => "ok",
+                    (_, Some(false)) => "MODIFIED",
+                    (_, None) => "-",
+                };
+                let probe = match m.probe {
+                    Some(v) if m.drift => format!("{v} DRIFT"),
+                    Some(v) => v.to_string(),
+                    None => "error".into(),
+                };
+                [
+                    m.version.to_string(),
+                    m.state.as_str().to_owned(),
+                    m.applied_at.map_or_else(|| "-".into(), time_text),
+                    checksum.to_owned(),
+                    probe,
+                    m.description.clone(),
+                ]
+            })
+            .collect();
+        writeln!(f)?;
+        let header = [
+            "VERSION",
+            "STATE",
+            "APPLIED AT",
+            "CHECKSUM",
+            "PROBE",
+            "DESCRIPTION",
+        ];
+        f.write_str(&table(header, &rows))?;
+        for m in &self.migrations {
+            if let Some(error) = &m.probe_error {
+                writeln!(f, "probe of {}: {error}", m.version)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Display for MigrateReport {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.is_up_to_date() {
+            return writeln!(
+                f,
+                "up to date at version {} ({})",
+                self.to_version,
+                self.database.display()
+            );
+        }
+        if let Some(backup) = &self.backup {
+            writeln!(f, "{:<14} {}", "backup", backup.display())?;
+        }
+        for m in &self.migrations {
+            write!(f, "{m}")?;
+        }
+        let verb = if self.dry_run {
+            "would migrate"
+        } else {
+            "migrated"
+        };
+        writeln!(
+            f,
+            "{verb:<14} version {} -> {}",
+            self.from_version, self.to_version
+        )?;
+        if self.dry_run {
+            writeln!(f, "dry run: nothing was changed")?;
+        }
+        Ok(())
+    }
+}
+
+/// One line (what was done, in a column of 14), its notices and, for a dry run, its SQL.
+impl Display for MigrationOutcome {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<14} {:>3} {}  ({} ms)",
+            self.action.words(),
+            self.version,
+            self.description,
+            self.duration_ms
+        )?;
+        for notice in &self.notices {
+            writeln!(f, "{:<14} note: {notice}", "")?;
+        }
+        if let Some(sql) = &self.sql {
+            for line in sql.lines() {
+                writeln!(f, "{:<14} | {line}", "")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Display for RollbackReport {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.is_noop() {
+            return writeln!(
+                f,
+                "nothing to do: {} is at version {}, not above the version asked for",
+                self.database.display(),
+                self.from_version
+            );
+        }
+        let (restore, discards) = if self.dry_run {
+            ("would restore", "would discard")
+        } else {
+            ("restored", "discards")
+        };
+        if let Some(safety) = &self.safety_backup {
+            writeln!(f, "{:<14} {}", "safety backup", safety.display())?;
+        }
+        if let Some(restored) = &self.restored_from {
+            writeln!(f, "{restore:<14} {}", restored.display())?;
+        }
+        for m in &self.rolled_back {
+            write!(f, "{m}")?;
+        }
+        let went = match (self.dry_run, self.to_version < self.from_version) {
+            (true, _) => "would go",
+            (false, true) => "rolled back",
+            (false, false) => "went",
+        };
+        writeln!(
+            f,
+            "{went:<14} version {} -> {}",
+            self.from_version, self.to_version
+        )?;
+        if let Some(since) = self.discards_changes_since {
+            let kept = match &self.safety_backup {
+                Some(safety) => format!("the safety backup {} keeps them", safety.display()),
+                None => "a safety backup is taken first and keeps them".to_owned(),
+            };
+            writeln!(
+                f,
+                "note: the restore {discards} everything written after {}; {kept}",
+                time_text(since)
+            )?;
+        }
+        if self.dry_run {
+            writeln!(f, "dry run: nothing was changed")?;
+        }
+        Ok(())
+    }
+}
+
+/// A list of backups as a table, newest first, with what is wrong with each.
+#[derive(Debug, Clone, Copy)]
+pub struct BackupTable<'a>(pub &'a [BackupInfo]);
+
+/// As JSON, the list itself.
+impl serde::Serialize for BackupTable<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl Display for BackupTable<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(f, "no backups");
+        }
+        let rows: Vec<[String; 5]> = self
+            .0
+            .iter()
+            .map(|b| {
+                [
+                    b.version
+                        .map_or_else(|| "unreadable".into(), |v| v.to_string()),
+                    time_text(b.taken_at),
+                    b.reason.as_str().to_owned(),
+                    b.size.to_string(),
+                    b.path.display().to_string(),
+                ]
+            })
+            .collect();
+        f.write_str(&table(
+            ["VERSION", "TAKEN AT", "REASON", "BYTES", "PATH"],
+            &rows,
+        ))?;
+        for b in self.0 {
+            if let Some(error) = &b.error {
+                writeln!(f, "{}: {error}", b.path.display())?;
+            }
+            if b.untagged {
+                writeln!(
+                    f,
+                    "{}: named without a database identity tag: never chosen by a rollback nor \
+                     pruned; restore it by name if it is this database's",
+                    b.path.display()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A UTC time to the second.
+pub(crate) fn time_text(at: OffsetDateTime) -> String {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    at.format(&format).unwrap_or_default()
+}
+
+/// Left-aligned columns separated by two spaces.
+pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_json() {
+        for action in [
+            Action::Applied,
+            Action::Adopted,
+            Action::WouldApply,
+            Action::WouldAdopt,
+            Action::RolledBack,
+            Action::WouldRollBack,
+        ] {
+            let json = serde_json::to_value(action).unwrap();
+            assert_eq!(json, action.as_str());
+        }
+        for state in [State::Applied, State::Adopted, State::Pending] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for strategy in [RollbackStrategy::Backup, RollbackStrategy::Scripts] {
+            assert_eq!(serde_json::to_value(strategy).unwrap(), strategy.as_str());
+            assert_eq!(strategy.as_str().parse::<RollbackStrategy>(), Ok(strategy));
+        }
+        assert!("restore".parse::<RollbackStrategy>().is_err());
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let out = table(
+            ["A", "LONGER"],
+            &[["x".into(), "1".into()], ["wide cell".into(), "2".into()]],
+        );
+        assert_eq!(out, "A          LONGER\nx          1\nwide cell  2\n");
+    }
+}

@@ -1,0 +1,440 @@
+//! `verify`: proves every migration of a source, and its rollback, on a scratch database (never
+//! the user's).
+//!
+//! For each migration in order: its probe says 0 before it runs (else `loose_probe`); it runs
+//! and its probe says 1 (`probe_not_confirmed`); its rollback runs, its probe says 0 and the
+//! schema and every row equal those before it (`rollback_inexact`, naming what differs); it
+//! runs again and everything equals its first run (`reapply_differs`); then it stays applied
+//! and the next one is checked. A script that fails (`script_failed`) or a probe that cannot
+//! answer (`probe_failed`) ends the verification there.
+//!
+//! A migration may accept a kind of problem, with the reason, in a comment line of one of its
+//! scripts: `-- verify: allow rollback_inexact: the rollback goes to the layout the previous
+//! release creates`. The problem is still reported, with that reason, and does not fail.
+
+mod snapshot;
+
+use std::fmt::{self, Display, Formatter};
+use std::path::Path;
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+
+use crate::backup::copy_database;
+use crate::error::Error;
+use crate::execute::run_script;
+use crate::history::History;
+use crate::probe::{Effect, probe};
+use crate::source::{Migration, Script, Source};
+use snapshot::Snapshot;
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Whether every migration passed every check.
+    pub ok: bool,
+    /// Each migration checked, in order.
+    pub migrations: Vec<MigrationCheck>,
+}
+
+/// What [`verify`] found about one migration.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MigrationCheck {
+    /// Its version.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// Whether it passed every check.
+    pub ok: bool,
+    /// What is wrong with it (empty when `ok`).
+    pub problems: Vec<Problem>,
+    /// Its effect was already in the starting database, so it was adopted, not run (only with a
+    /// starting database).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+}
+
+/// One thing wrong with a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// What exactly.
+    pub detail: String,
+    /// Why this problem is accepted, when one of the migration's scripts says so (a line
+    /// `-- verify: allow rollback_inexact: why`); an allowed problem does not fail the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<String>,
+    /// The schema objects and tables that differ, for a problem about differences.
+    #[serde(skip)]
+    differing: Vec<String>,
+}
+
+/// The kinds of [`Problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The probe says 1 before the migration ran: it would adopt a migration that never ran.
+    LooseProbe,
+    /// After the forward script the probe does not say 1.
+    ProbeNotConfirmed,
+    /// After the rollback the probe does not say 0, or the schema or rows differ from before.
+    RollbackInexact,
+    /// Applied again after its rollback, the migration leaves another schema or other rows.
+    ReapplyDiffers,
+    /// A script failed: the verification stops there.
+    ScriptFailed,
+    /// The probe could not answer: the verification stops there.
+    ProbeFailed,
+}
+
+/// Proves every migration of `source` and its rollback on a scratch database: an empty one, or
+/// with `start`, a copy of that database (read through SQLite's backup API, never changed).
+/// With a starting database, the migrations it has applied are not checked again, and one
+/// whose effect it already holds is adopted, as `migrate` would.
+///
+/// In a project's tests, one line proves its migrations:
+///
+/// ```no_run
+/// # async fn f() -> Result<(), backstop::Error> {
+/// let source = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?;
+/// let report = backstop::verify(&source, None).await?;
+/// assert!(report.ok, "{report}");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// Only when the scratch database cannot be made; what is wrong with a migration is in the
+/// report.
+pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyReport, Error> {
+    let scratch_dir = tempfile::tempdir().map_err(|cause| Error::Io {
+        path: std::env::temp_dir(),
+        cause,
+    })?;
+    let scratch = scratch_dir.path().join("verify.sqlite3");
+    if let Some(start) = start {
+        copy_database(start, &scratch).await?;
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&scratch)
+        .create_if_missing(true)
+        .foreign_keys(false)
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(|e| {
+            crate::connection::database_error(&scratch, "opening the scratch database", e)
+        })?;
+    let applied = History::read(&mut conn).await.unwrap_or_default();
+    let mut checks = Vec::new();
+    for migration in source.migrations() {
+        if applied.get(migration.version()).is_some() {
+            continue;
+        }
+        let check = check_one(&mut conn, migration, start.is_some()).await;
+        let stop = check
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, ProblemKind::ScriptFailed | ProblemKind::ProbeFailed));
+        checks.push(check);
+        if stop {
+            break;
+        }
+    }
+    let _ = conn.close().await;
+    Ok(VerifyReport {
+        ok: checks.iter().all(|c| c.ok),
+        migrations: checks,
+    })
+}
+
+/// Runs the checks of one migration, leaving it applied.
+async fn check_one(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    adopt: bool,
+) -> MigrationCheck {
+    let mut problems = Vec::new();
+    let mut adopted = false;
+    let outcome = checks(conn, migration, adopt, &mut problems, &mut adopted).await;
+    if let Err(problem) = outcome {
+        problems.push(problem);
+    }
+    let allowances = allowances(migration);
+    for problem in &mut problems {
+        problem.allowed = allowances
+            .iter()
+            .find(|a| a.covers(problem))
+            .map(|a| a.why.clone());
+    }
+    MigrationCheck {
+        version: migration.version(),
+        description: migration.description().to_owned(),
+        ok: problems.iter().all(|p| p.allowed.is_some()),
+        problems,
+        adopted,
+    }
+}
+
+async fn checks(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    adopt: bool,
+    problems: &mut Vec<Problem>,
+    adopted: &mut bool,
+) -> Result<(), Problem> {
+    let problem = |kind, detail: String| Problem {
+        kind,
+        detail,
+        allowed: None,
+        differing: Vec::new(),
+    };
+    if ask(conn, migration).await? == Effect::Present {
+        if adopt {
+            *adopted = true;
+            return Ok(());
+        }
+        problems.push(problem(
+            ProblemKind::LooseProbe,
+            format!(
+                "{} says 1 before the migration ran: backstop would adopt the migration without \
+                 running it; make the probe look for what this migration creates",
+                migration.probe().path().display()
+            ),
+        ));
+    }
+    let before = snapshot(conn).await?;
+    run(conn, migration, migration.forward()).await?;
+    if ask(conn, migration).await? != Effect::Present {
+        problems.push(problem(
+            ProblemKind::ProbeNotConfirmed,
+            "after the forward script the probe says 0".to_owned(),
+        ));
+    }
+    let applied = snapshot(conn).await?;
+
+    run(conn, migration, migration.rollback()).await?;
+    if ask(conn, migration).await? != Effect::Absent {
+        problems.push(problem(
+            ProblemKind::RollbackInexact,
+            format!(
+                "after {} the probe still says 1",
+                migration.rollback().path().display()
+            ),
+        ));
+    }
+    if let Some(differences) = before.differences(&snapshot(conn).await?) {
+        problems.push(Problem {
+            differing: differences.names.clone(),
+            ..problem(
+                ProblemKind::RollbackInexact,
+                format!(
+                    "after {} the database is not as before the migration: {differences}",
+                    migration.rollback().path().display()
+                ),
+            )
+        });
+    }
+
+    run(conn, migration, migration.forward()).await?;
+    if let Some(differences) = applied.differences(&snapshot(conn).await?) {
+        problems.push(Problem {
+            differing: differences.names.clone(),
+            ..problem(
+                ProblemKind::ReapplyDiffers,
+                format!(
+                    "applied again after its rollback, it leaves another database: {differences}"
+                ),
+            )
+        });
+    }
+    Ok(())
+}
+
+/// A kind of problem a migration accepts, and why: a line of one of its scripts,
+/// `-- verify: allow <kind>[ in <name>, <name>...]: <why>`. With names, only differences
+/// confined to those schema objects and tables are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Allowance {
+    kind: String,
+    within: Option<Vec<String>>,
+    why: String,
+}
+
+impl Allowance {
+    fn parse(line: &str) -> Option<Self> {
+        let rest = line.trim_start().strip_prefix("--")?.trim_start();
+        let rest = rest
+            .strip_prefix("verify:")?
+            .trim_start()
+            .strip_prefix("allow")?;
+        let (what, why) = rest.trim_start().split_once(':')?;
+        let (kind, within) = match what.split_once(" in ") {
+            Some((kind, names)) => (
+                kind.trim(),
+                Some(names.split(',').map(|n| n.trim().to_owned()).collect()),
+            ),
+            None => (what.trim(), None),
+        };
+        let allowable = [
+            "loose_probe",
+            "probe_not_confirmed",
+            "rollback_inexact",
+            "reapply_differs",
+        ];
+        allowable.contains(&kind).then(|| Allowance {
+            kind: kind.to_owned(),
+            within,
+            why: why.trim().to_owned(),
+        })
+    }
+
+    fn covers(&self, problem: &Problem) -> bool {
+        self.kind == problem.kind.as_str()
+            && self.within.as_ref().is_none_or(|names| {
+                !problem.differing.is_empty() && problem.differing.iter().all(|d| names.contains(d))
+            })
+    }
+}
+
+/// What a migration's scripts allow. A failing script or probe cannot be allowed.
+fn allowances(migration: &Migration) -> Vec<Allowance> {
+    [migration.forward(), migration.rollback(), migration.probe()]
+        .iter()
+        .flat_map(|script| script.text().lines())
+        .filter_map(Allowance::parse)
+        .collect()
+}
+
+/// Runs a script in its own transaction, as the runner would.
+async fn run(
+    conn: &mut SqliteConnection,
+    migration: &Migration,
+    script: &Script,
+) -> Result<(), Problem> {
+    let failed = |detail: String| Problem {
+        kind: ProblemKind::ScriptFailed,
+        detail,
+        allowed: None,
+        differing: Vec::new(),
+    };
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match run_script(conn, migration.version(), script).await {
+        Ok(_) => sqlx::raw_sql("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(|e| failed(e.to_string())),
+        Err(e) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            Err(failed(e.to_string()))
+        }
+    }
+}
+
+async fn ask(conn: &mut SqliteConnection, migration: &Migration) -> Result<Effect, Problem> {
+    probe(conn, migration).await.map_err(|e| Problem {
+        kind: ProblemKind::ProbeFailed,
+        detail: e.to_string(),
+        allowed: None,
+        differing: Vec::new(),
+    })
+}
+
+async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, Problem> {
+    Snapshot::take(conn).await.map_err(|e| Problem {
+        kind: ProblemKind::ScriptFailed,
+        detail: format!("cannot read the scratch database: {e}"),
+        allowed: None,
+        differing: Vec::new(),
+    })
+}
+
+impl ProblemKind {
+    /// The kind as in JSON: `"loose_probe"`, `"rollback_inexact"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::LooseProbe => "loose_probe",
+            ProblemKind::ProbeNotConfirmed => "probe_not_confirmed",
+            ProblemKind::RollbackInexact => "rollback_inexact",
+            ProblemKind::ReapplyDiffers => "reapply_differs",
+            ProblemKind::ScriptFailed => "script_failed",
+            ProblemKind::ProbeFailed => "probe_failed",
+        }
+    }
+}
+
+impl Display for VerifyReport {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        for check in &self.migrations {
+            let verdict = match (check.ok, check.adopted, check.problems.is_empty()) {
+                (_, true, _) => "adopted",
+                (true, false, true) => "ok",
+                (true, false, false) => "allowed",
+                (false, false, _) => "FAILED",
+            };
+            writeln!(f, "{verdict:<8} {:>3} {}", check.version, check.description)?;
+            for problem in &check.problems {
+                writeln!(
+                    f,
+                    "{:<8}     {}: {}",
+                    "",
+                    problem.kind.as_str(),
+                    problem.detail
+                )?;
+            }
+        }
+        let failed = self.migrations.iter().filter(|c| !c.ok).count();
+        match failed {
+            0 => writeln!(
+                f,
+                "verified: {} migration(s), every check passed",
+                self.migrations.len()
+            ),
+            n => writeln!(
+                f,
+                "verify failed: {n} of {} migration(s) have problems",
+                self.migrations.len()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowances_name_a_kind_maybe_some_objects_and_a_reason() {
+        let a =
+            Allowance::parse("-- verify: allow reapply_differs in carry, notes: why not").unwrap();
+        assert_eq!(a.kind, "reapply_differs");
+        assert_eq!(a.within, Some(vec!["carry".to_owned(), "notes".to_owned()]));
+        assert_eq!(a.why, "why not");
+        let problem = |differing: &[&str]| Problem {
+            kind: ProblemKind::ReapplyDiffers,
+            detail: String::new(),
+            allowed: None,
+            differing: differing.iter().map(|d| d.to_string()).collect(),
+        };
+        assert!(a.covers(&problem(&["carry"])));
+        assert!(!a.covers(&problem(&["carry", "users"])));
+        let any = Allowance::parse("--verify: allow rollback_inexact: legacy layout").unwrap();
+        assert_eq!(any.within, None);
+        for refused in [
+            "-- verify: allow script_failed: no",
+            "-- verify allow rollback_inexact: no colon after verify",
+            "SELECT 1; -- verify: allow rollback_inexact: not a comment line",
+        ] {
+            assert_eq!(Allowance::parse(refused), None, "{refused}");
+        }
+    }
+}

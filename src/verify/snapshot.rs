@@ -1,0 +1,155 @@
+//! A snapshot of a whole database, to compare: every schema object's SQL, and a hash of every
+//! table's rows (with their row ids, the types and bytes of every value).
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+
+/// The schema and content of a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    /// `(type, name)` → SQL (empty for automatic indexes).
+    objects: BTreeMap<(String, String), String>,
+    /// Table → (rows, hash of the rows).
+    tables: BTreeMap<String, (u64, [u8; 32])>,
+}
+
+impl Snapshot {
+    pub async fn take(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT m.type, m.name, coalesce(m.sql, ''), coalesce(l.type, ''), coalesce(l.wr, 0)
+             FROM sqlite_master AS m LEFT JOIN pragma_table_list AS l
+               ON l.schema = 'main' AND l.name = m.name
+             ORDER BY m.type, m.name",
+        )
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut objects = BTreeMap::new();
+        let mut tables = Vec::new();
+        for row in &rows {
+            let (kind, name, sql): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+            let (listed, without_rowid): (String, i64) = (row.get(3), row.get(4));
+            // Rows of ordinary and shadow tables (a virtual table's content is in its shadows).
+            if kind == "table" && listed != "virtual" {
+                tables.push((name.clone(), without_rowid != 0));
+            }
+            objects.insert((kind, name), sql);
+        }
+        let mut hashed = BTreeMap::new();
+        for (table, without_rowid) in tables {
+            hashed.insert(table.clone(), hash_rows(conn, &table, without_rowid).await?);
+        }
+        Ok(Snapshot {
+            objects,
+            tables: hashed,
+        })
+    }
+
+    /// What differs from `other`; `None` when nothing does.
+    pub fn differences(&self, other: &Snapshot) -> Option<Differences> {
+        let mut found = Differences::default();
+        for (key, sql) in &self.objects {
+            match other.objects.get(key) {
+                None => found.object(key, "is gone".to_owned()),
+                Some(theirs) if theirs != sql => {
+                    found.object(key, format!("has other SQL: `{theirs}`"));
+                }
+                Some(_) => {}
+            }
+        }
+        for key in other.objects.keys() {
+            if !self.objects.contains_key(key) {
+                found.object(key, "is new".to_owned());
+            }
+        }
+        for (table, (rows, hash)) in &self.tables {
+            match other.tables.get(table) {
+                Some((their_rows, their_hash)) if their_hash != hash => {
+                    found.names.push(table.clone());
+                    found
+                        .tables
+                        .push(format!("{table} ({rows} rows, now {their_rows})"));
+                }
+                _ => {}
+            }
+        }
+        (!found.names.is_empty()).then_some(found)
+    }
+}
+
+/// What differs between two snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Differences {
+    /// The names of the objects and tables that differ.
+    pub names: Vec<String>,
+    objects: Vec<String>,
+    tables: Vec<String>,
+}
+
+impl Differences {
+    fn object(&mut self, (kind, name): &(String, String), what: String) {
+        self.names.push(name.clone());
+        self.objects.push(format!("{kind} {name} {what}"));
+    }
+}
+
+impl std::fmt::Display for Differences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.objects.is_empty() {
+            parts.push(format!("schema: {}", self.objects.join("; ")));
+        }
+        if !self.tables.is_empty() {
+            parts.push(format!("rows differ in {}", self.tables.join(", ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+async fn hash_rows(
+    conn: &mut SqliteConnection,
+    table: &str,
+    without_rowid: bool,
+) -> Result<(u64, [u8; 32]), sqlx::Error> {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+            .bind(table)
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+    // Each row as one text of SQL literals (`quote()` keeps the type: 1, '1', 1.0, X'01', NULL).
+    // One column whatever the table: a statement whose columns change under sqlx (a rollback
+    // rebuilt the table) would otherwise upset its row decoding.
+    let mut values: Vec<String> = columns
+        .iter()
+        .map(|c| format!("quote({})", quote(c)))
+        .collect();
+    let order = if without_rowid {
+        columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        values.insert(0, "quote(rowid)".to_owned());
+        "rowid".to_owned()
+    };
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY {order}",
+        values.join(" || ',' || "),
+        quote(table)
+    );
+    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut hasher = Sha256::new();
+    for row in &rows {
+        hasher.update(row.as_bytes());
+        hasher.update(b"\n");
+    }
+    Ok((rows.len() as u64, hasher.finalize().into()))
+}
