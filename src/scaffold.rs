@@ -105,6 +105,9 @@ fn next_version(dir: &Path) -> Result<(i64, usize), Error> {
     };
     let (mut latest, mut width) = (0i64, 0usize);
     for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".sql") || name.starts_with('.') {
             continue;

@@ -1,0 +1,128 @@
+//! `add`: the next migration's three files, numbered and padded after the ones already there;
+//! bad descriptions and unwritable directories write nothing; no database is ever opened.
+
+mod common;
+
+use std::process::Command;
+
+use backstop::{Error, Source, add_migration};
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn numbers_follow_the_directory_and_the_templates_say_what_to_write() {
+    let ws = Workspace::new();
+    let dir = ws.migrations_dir();
+    let first = add_migration(&dir, "create_users").unwrap();
+    assert_eq!(first.version, 1);
+    let names: Vec<String> = first
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "001_create_users.sql",
+            "001_create_users.rollback.sql",
+            "001_create_users.probe.sql"
+        ]
+    );
+    let probe = std::fs::read_to_string(&first.files[2]).unwrap();
+    for pattern in [
+        "sqlite_master",
+        "pragma_table_info",
+        "'index'",
+        "'trigger'",
+        "NOT EXISTS",
+    ] {
+        assert!(
+            probe.contains(pattern),
+            "the probe template lacks {pattern}"
+        );
+    }
+    // Untouched, the templates are refused, naming the file.
+    let err = Source::from_dir(&dir).unwrap_err();
+    assert!(matches!(err, Error::EmptyScript { .. }), "{err}");
+    assert!(err.to_string().contains("001_create_users"), "{err}");
+
+    // Four digits already there: the next one has four too.
+    ws.migration(
+        "0041_old",
+        "CREATE TABLE old (x);",
+        "DROP TABLE old;",
+        "SELECT 1;",
+    );
+    let next = add_migration(&dir, "add-email").unwrap();
+    assert_eq!(next.version, 42);
+    assert!(
+        next.files[0].ends_with("0042_add-email.sql"),
+        "{:?}",
+        next.files
+    );
+}
+
+#[test]
+fn a_bad_description_or_an_unwritable_directory_writes_nothing() {
+    let ws = Workspace::new();
+    let dir = ws.migrations_dir();
+    for bad in ["", "has space", "dot.ted", "slash/y", "ünïcode"] {
+        let err = add_migration(&dir, bad).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidFileName { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+    assert!(!dir.exists(), "a refused description created the directory");
+
+    // A directory nobody can write, root included.
+    let err = add_migration("/proc/backstop-migrations", "x").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(!std::path::Path::new("/proc/backstop-migrations").exists());
+
+    // The third file's name is taken (by a directory): the write fails late, and the first
+    // two go again.
+    let blocked = dir.join("001_blocked.probe.sql");
+    std::fs::create_dir_all(&blocked).unwrap();
+    let err = add_migration(&dir, "blocked").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("001_blocked.probe.sql"), "{err}");
+    assert_eq!(
+        list_dir(&dir),
+        ["001_blocked.probe.sql"],
+        "half a migration was left"
+    );
+}
+
+#[test]
+fn the_command_line_adds_without_opening_a_database() {
+    let ws = Workspace::new();
+    let out = Command::new(cli())
+        .current_dir(ws.path())
+        .env_remove("DATABASE_URL")
+        .args(["--json", "add", "first_table"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added["version"], 1);
+    assert_eq!(added["files"].as_array().unwrap().len(), 3);
+    assert_eq!(list_dir(&ws.path().join("migrations")).len(), 3);
+    // The default database (.mcp-the-force/sessions.sqlite3 for this program) is not created.
+    assert!(!ws.path().join(".mcp-the-force").exists());
+
+    let out = Command::new(cli())
+        .current_dir(ws.path())
+        .args(["--json", "add", "bad name"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(error["kind"], "invalid_file_name");
+    assert_eq!(list_dir(&ws.path().join("migrations")).len(), 3);
+}
