@@ -125,6 +125,7 @@ mod session;
 pub mod source;
 mod sql;
 mod status;
+mod supersede;
 mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};

@@ -13,12 +13,13 @@ use crate::connection::{acquire, database_error, display_name, read_error};
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
-use crate::history::{self, Method, NewRecord};
+use crate::history::{self, History, Method, NewRecord};
 use crate::plan;
-use crate::probe::{Effect, confirm, probe};
+use crate::probe::{Effect, Probe, confirm, probe};
 use crate::report::{Action, MigrateReport, MigrationOutcome};
 use crate::session::{Mode, Outcome, Session, run_locked};
 use crate::source::{Migration, Source};
+use crate::supersede;
 
 impl Outcome for MigrateReport {
     fn changed_database(&self) -> bool {
@@ -102,16 +103,27 @@ async fn migrate_locked(
         .map(|n| n.to_string_lossy().into_owned());
     let conn = session.conn();
     let fk_before = violations_before(conn, &database).await?;
-    history::ensure_table(conn)
+    history::ensure_current(conn)
         .await
         .map_err(|e| database_error(&database, "creating the history table", e))?;
+    let history = History::read(conn)
+        .await
+        .map_err(|e| database_error(&database, "reading the history under the lock", e))?;
+    let mut present = supersede::present(conn, source, &history, &database).await?;
 
     // 4. Each migration in turn; any error rolls the whole transaction back.
     let mut outcomes = Vec::with_capacity(plan.pending.len());
+    let mut ran = Vec::new();
     for migration in &plan.pending {
         let outcome = apply_one(conn, migration, mode, backup_name.as_deref(), &database).await?;
+        present.push(migration.version());
+        if matches!(outcome.action, Action::Applied | Action::WouldApply) {
+            ran.push(*migration);
+        }
         outcomes.push(outcome);
     }
+    // Effects present before (or when applied) and gone now were removed by this run.
+    supersede::record(conn, source, &present, &ran, &database).await?;
 
     // 5. No new foreign-key violation.
     let versions: Vec<i64> = plan.pending.iter().map(|m| m.version()).collect();
@@ -138,7 +150,7 @@ async fn apply_one(
 ) -> Result<MigrationOutcome, Error> {
     let started = Instant::now();
     let version = migration.version();
-    let (method, notices) = match probe(conn, migration).await? {
+    let (method, notices) = match probe(conn, Probe::of(migration)).await? {
         Effect::Present => {
             tracing::info!(version, "effect already present: adopting");
             (Method::Adopted, Vec::new())
@@ -146,7 +158,13 @@ async fn apply_one(
         Effect::Absent => {
             tracing::info!(version, description = migration.description(), "applying");
             let notices = run_script(conn, version, migration.forward()).await?;
-            confirm(conn, migration, migration.forward(), Effect::Present).await?;
+            confirm(
+                conn,
+                Probe::of(migration),
+                migration.forward(),
+                Effect::Present,
+            )
+            .await?;
             for notice in &notices {
                 tracing::info!(version, notice = %notice, "migration notice");
             }
@@ -163,15 +181,17 @@ async fn apply_one(
             execution_ms,
             method,
             backup,
+            rollback_sql: migration.rollback_sql(),
+            probe_sql: migration.probe_sql(),
         },
     )
     .await
     .map_err(|e| database_error(database, "recording the migration", e))?;
     let action = match (mode, method) {
-        (Mode::Apply, Method::Applied) => Action::Applied,
         (Mode::Apply, Method::Adopted) => Action::Adopted,
-        (Mode::DryRun, Method::Applied) => Action::WouldApply,
         (Mode::DryRun, Method::Adopted) => Action::WouldAdopt,
+        (Mode::Apply, _) => Action::Applied,
+        (Mode::DryRun, _) => Action::WouldApply,
     };
     Ok(MigrationOutcome::new(migration, action, started, notices))
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::history::{self, Applied, History, Method};
+use crate::history::{self, Applied, History, Method, Record};
 use crate::probe::BadAnswer;
 use crate::report::{MigrationStatus, State};
 use crate::source::{Migration, Source};
@@ -99,6 +99,56 @@ pub(crate) fn verify(source: &Source, applied: &[Applied], database: &Path) -> R
     Ok(())
 }
 
+/// One migration to undo by script.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Undo<'a> {
+    /// A migration of the source (unmodified): its own rollback script and probe.
+    Known(&'a Migration),
+    /// A version this build does not know (a newer build applied it): the rollback script and
+    /// probe the history stored when it was applied.
+    Stored(&'a Record),
+}
+
+/// The migrations above `to` to undo by script, newest first. A known one must be
+/// unmodified; an unknown one must have its scripts stored in the history.
+pub(crate) fn undo_plan<'a>(
+    source: &'a Source,
+    history: &'a History,
+    to: i64,
+    database: &Path,
+) -> Result<Vec<Undo<'a>>, Error> {
+    let mut steps = Vec::new();
+    let mut unknown_without_scripts = Vec::new();
+    for record in history.records().iter().rev().filter(|r| r.version > to) {
+        match source.get(record.version) {
+            Some(migration) => {
+                verify(source, &[applied_of(record)], database)?;
+                steps.push(Undo::Known(migration));
+            }
+            None if record.rollback_sql.is_some() && record.probe_sql.is_some() => {
+                steps.push(Undo::Stored(record));
+            }
+            None => unknown_without_scripts.push(record.version),
+        }
+    }
+    if !unknown_without_scripts.is_empty() {
+        unknown_without_scripts.reverse();
+        return Err(Error::UnknownVersions {
+            database: database.to_owned(),
+            versions: unknown_without_scripts,
+            latest_known: source.latest_version(),
+        });
+    }
+    Ok(steps)
+}
+
+fn applied_of(record: &Record) -> Applied {
+    Applied {
+        version: record.version,
+        checksum: record.checksum.clone(),
+    }
+}
+
 /// The status of every migration, given what each probe of the source said (in source order;
 /// `Err` holds why a probe could not run).
 pub(crate) fn status(
@@ -117,10 +167,14 @@ pub(crate) fn status(
                 Ok(value) => (Some(value), None),
                 Err(bad) => (None, Some(bad.to_string())),
             };
-            let drift = matches!(
-                (state, probe),
-                (State::Pending, Some(1)) | (State::Applied | State::Adopted, Some(0))
-            );
+            let superseded_by = record.and_then(|r| r.superseded_by);
+            let drift = match (state, probe) {
+                (State::Pending, Some(1)) => true,
+                (State::Applied | State::Adopted | State::Imported, Some(0)) => {
+                    superseded_by.is_none()
+                }
+                _ => false,
+            };
             MigrationStatus {
                 version: migration.version(),
                 description: migration.description().to_owned(),
@@ -129,6 +183,7 @@ pub(crate) fn status(
                 checksum_ok: record.map(|r| migration.checksum().matches_hex(&r.checksum)),
                 probe,
                 probe_error,
+                superseded_by,
                 drift,
                 known: true,
             }
@@ -139,11 +194,12 @@ pub(crate) fn status(
             rows.push(MigrationStatus {
                 version: record.version,
                 description: record.description.clone(),
-                state: recorded_state(record.method),
+                state: State::Unknown,
                 applied_at: Some(record.applied_at),
                 checksum_ok: None,
                 probe: None,
                 probe_error: Some("not in this build's migrations".to_owned()),
+                superseded_by: record.superseded_by,
                 drift: false,
                 known: false,
             });
@@ -158,6 +214,7 @@ fn recorded_state(method: Method) -> State {
     match method {
         Method::Applied => State::Applied,
         Method::Adopted => State::Adopted,
+        Method::Imported => State::Imported,
     }
 }
 
@@ -215,6 +272,9 @@ mod tests {
                     .map_or_else(|| "0".repeat(64), |m| m.checksum().to_hex()),
                 applied_at: OffsetDateTime::UNIX_EPOCH,
                 method: *method,
+                superseded_by: None,
+                rollback_sql: None,
+                probe_sql: None,
             })
             .collect();
         History::new(records)
@@ -326,7 +386,7 @@ mod tests {
                 (2, State::Adopted, true, true),
                 (3, State::Applied, false, true),
                 (4, State::Pending, true, true),
-                (8, State::Applied, false, false),
+                (8, State::Unknown, false, false),
             ]
         );
         assert_eq!(

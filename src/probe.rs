@@ -48,17 +48,39 @@ pub(crate) enum BadAnswer {
     Unreadable(sqlx::Error),
 }
 
+/// A migration's probe: its version and its script (from the source, or as the history
+/// stored it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    pub version: i64,
+    pub script: &'a Script,
+}
+
+impl<'a> Probe<'a> {
+    pub fn of(migration: &'a Migration) -> Self {
+        Probe {
+            version: migration.version(),
+            script: migration.probe(),
+        }
+    }
+
+    /// The probe's one statement, without its `;`.
+    fn statement(&self) -> &str {
+        let sql = self.script.statements()[0].sql();
+        sql.strip_suffix(';').unwrap_or(sql)
+    }
+}
+
 /// Asks a migration's probe whether its effect is present, with writes forbidden.
-pub(crate) async fn probe(
-    conn: &mut SqliteConnection,
-    migration: &Migration,
-) -> Result<Effect, Error> {
-    let probe = without_semicolon(migration);
+pub(crate) async fn probe(conn: &mut SqliteConnection, probe: Probe<'_>) -> Result<Effect, Error> {
     // The newline ends a trailing `--` comment of the probe before its `;`.
-    let sql = format!("PRAGMA query_only = ON;\n{probe}\n;\nPRAGMA query_only = OFF;");
+    let sql = format!(
+        "PRAGMA query_only = ON;\n{}\n;\nPRAGMA query_only = OFF;",
+        probe.statement()
+    );
     let answer = answer(conn, &sql).await.map_err(|bad| Error::Probe {
-        version: migration.version(),
-        path: migration.probe().path().to_owned(),
+        version: probe.version,
+        path: probe.script.path().to_owned(),
         reason: bad.to_string(),
     })?;
     Ok(match answer {
@@ -67,38 +89,67 @@ pub(crate) async fn probe(
     })
 }
 
-/// After `script` of `migration` ran, requires its probe to say `expected`.
+/// After `script` ran, requires the probe to say `expected`.
 pub(crate) async fn confirm(
     conn: &mut SqliteConnection,
-    migration: &Migration,
+    probe: Probe<'_>,
     script: &Script,
     expected: Effect,
 ) -> Result<(), Error> {
-    let said = probe(conn, migration).await?;
+    let said = self::probe(conn, probe).await?;
     if said == expected {
         Ok(())
     } else {
         Err(Error::ProbeNotConfirmed {
-            version: migration.version(),
+            version: probe.version,
             path: script.path().to_owned(),
-            probe: migration.probe().path().to_owned(),
+            probe: probe.script.path().to_owned(),
             value: said.answer(),
         })
     }
 }
 
 /// Every probe of the source, in source order: its answer, or why it could not answer. The
-/// caller made the connection read-only. They run in one round trip; when one fails (which
-/// stops the batch) they run again one by one, to say which and why.
+/// caller made the connection read-only.
 pub(crate) async fn probe_all(
     conn: &mut SqliteConnection,
     source: &Source,
 ) -> Vec<Result<i64, BadAnswer>> {
-    if let Some(answers) = batch(conn, source).await {
+    let all: Vec<&Migration> = source.migrations().iter().collect();
+    probe_many(conn, &all).await
+}
+
+/// The probes of `migrations`, in their order, with writes forbidden while they run (on a
+/// connection that may write).
+pub(crate) async fn probe_many_read_only(
+    conn: &mut SqliteConnection,
+    migrations: &[&Migration],
+) -> Result<Vec<Result<i64, BadAnswer>>, sqlx::Error> {
+    if migrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::raw_sql("PRAGMA query_only = ON")
+        .execute(&mut *conn)
+        .await?;
+    let answers = probe_many(conn, migrations).await;
+    sqlx::raw_sql("PRAGMA query_only = OFF")
+        .execute(&mut *conn)
+        .await?;
+    Ok(answers)
+}
+
+/// The probes of `migrations`, in their order: each answer, or why it could not answer. They
+/// run in one round trip; when one fails (which stops the batch) they run again one by one,
+/// to say which and why.
+async fn probe_many(
+    conn: &mut SqliteConnection,
+    migrations: &[&Migration],
+) -> Vec<Result<i64, BadAnswer>> {
+    if let Some(answers) = batch(conn, migrations).await {
         return answers;
     }
-    let mut answers = Vec::with_capacity(source.migrations().len());
-    for migration in source.migrations() {
+    let mut answers = Vec::with_capacity(migrations.len());
+    for migration in migrations {
         answers.push(answer(conn, probe_statement(migration)).await);
     }
     answers
@@ -109,23 +160,18 @@ fn probe_statement(migration: &Migration) -> &str {
     migration.probe().statements()[0].sql()
 }
 
-fn without_semicolon(migration: &Migration) -> &str {
-    let probe = probe_statement(migration);
-    probe.strip_suffix(';').unwrap_or(probe)
-}
-
 /// The row that separates the answers of two probes run in one round trip.
 const BOUNDARY: &str = "backstop: the rows of the next probe follow";
 
-/// Every probe of the source in one round trip, each preceded by a boundary row. `None` when
+/// The probes of `migrations` in one round trip, each preceded by a boundary row. `None` when
 /// the batch failed (a probe's query failed and stopped it).
 async fn batch(
     conn: &mut SqliteConnection,
-    source: &Source,
+    migrations: &[&Migration],
 ) -> Option<Vec<Result<i64, BadAnswer>>> {
     let mut sql = String::new();
-    for migration in source.migrations() {
-        let probe = without_semicolon(migration);
+    for migration in migrations {
+        let probe = Probe::of(migration).statement().to_owned();
         sql.push_str(&format!("SELECT '{BOUNDARY}', NULL;\n{probe}\n;\n"));
     }
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
@@ -141,7 +187,7 @@ async fn batch(
                 .as_deref()
                 == Some(BOUNDARY)
     };
-    let mut groups: Vec<&[SqliteRow]> = Vec::with_capacity(source.migrations().len());
+    let mut groups: Vec<&[SqliteRow]> = Vec::with_capacity(migrations.len());
     let mut rest = rows.as_slice();
     while let Some(first) = rest.first() {
         if !is_boundary(first) {
@@ -154,8 +200,7 @@ async fn batch(
         groups.push(&rest[1..end]);
         rest = &rest[end..];
     }
-    (groups.len() == source.migrations().len())
-        .then(|| groups.into_iter().map(check_answer).collect())
+    (groups.len() == migrations.len()).then(|| groups.into_iter().map(check_answer).collect())
 }
 
 /// Runs `sql`, in which only the probe returns rows, and checks the probe's answer.

@@ -68,18 +68,34 @@ impl MigrationOutcome {
         started: Instant,
         notices: Vec<String>,
     ) -> Self {
-        let sql = match action {
-            Action::WouldApply | Action::WouldAdopt => Some(migration.sql()),
-            Action::WouldRollBack => Some(migration.rollback_sql()),
-            Action::Applied | Action::Adopted | Action::RolledBack => None,
+        let script = match action {
+            Action::WouldApply | Action::WouldAdopt => migration.sql(),
+            _ => migration.rollback_sql(),
         };
+        let described = (migration.version(), migration.description());
+        MigrationOutcome::of(described, action, started, notices, script)
+    }
+
+    /// The outcome of `action` on the migration `(version, description)`; dry runs carry
+    /// `script`, the script that would run.
+    pub(crate) fn of(
+        (version, description): (i64, &str),
+        action: Action,
+        started: Instant,
+        notices: Vec<String>,
+        script: &str,
+    ) -> Self {
+        let dry_run = matches!(
+            action,
+            Action::WouldApply | Action::WouldAdopt | Action::WouldRollBack
+        );
         MigrationOutcome {
-            version: migration.version(),
-            description: migration.description().to_owned(),
+            version,
+            description: description.to_owned(),
             action,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             notices,
-            sql: sql.map(str::to_owned),
+            sql: dry_run.then(|| script.to_owned()),
         }
     }
 }
@@ -198,7 +214,11 @@ pub struct MigrationStatus {
     /// Why the probe could not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<String>,
-    /// Recorded as applied or adopted but the probe says 0, or pending but the probe says 1.
+    /// A later migration that removed this one's effect (so its probe says 0, and that is
+    /// not drift).
+    pub superseded_by: Option<i64>,
+    /// Recorded as applied, adopted or imported but the probe says 0 (and no later migration
+    /// superseded it), or pending but the probe says 1.
     pub drift: bool,
     /// Whether the source has this migration (false: applied by a newer build).
     pub known: bool,
@@ -207,11 +227,16 @@ pub struct MigrationStatus {
 /// The state of a migration in a database's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum State {
     /// Its forward script ran.
     Applied,
     /// Its probe found the effect present; recorded without running the script.
     Adopted,
+    /// Taken over from sqlx's history (`import-sqlx`), where it was applied.
+    Imported,
     /// Not recorded yet.
     Pending,
+    /// Recorded, but not a migration of this build (a newer build applied it).
+    Unknown,
 }

@@ -18,7 +18,9 @@ impl State {
         match self {
             State::Applied => "applied",
             State::Adopted => "adopted",
+            State::Imported => "imported",
             State::Pending => "pending",
+            State::Unknown => "unknown",
         }
     }
 }
@@ -97,10 +99,12 @@ impl Display for StatusReport {
                     (_, Some(false)) => "MODIFIED",
                     (_, None) => "-",
                 };
-                let probe = match m.probe {
-                    Some(v) if m.drift => format!("{v} DRIFT"),
-                    Some(v) => v.to_string(),
-                    None => "error".into(),
+                let probe = match (m.probe, m.superseded_by) {
+                    (Some(v), _) if m.drift => format!("{v} DRIFT"),
+                    (Some(v), Some(by)) => format!("{v} superseded by {by}"),
+                    (Some(v), None) => v.to_string(),
+                    (None, _) if !m.known => "-".into(),
+                    (None, _) => "error".into(),
                 };
                 [
                     m.version.to_string(),
@@ -339,7 +343,13 @@ mod tests {
             let json = serde_json::to_value(action).unwrap();
             assert_eq!(json, action.as_str());
         }
-        for state in [State::Applied, State::Adopted, State::Pending] {
+        for state in [
+            State::Applied,
+            State::Adopted,
+            State::Imported,
+            State::Pending,
+            State::Unknown,
+        ] {
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }
         for strategy in [RollbackStrategy::Backup, RollbackStrategy::Scripts] {

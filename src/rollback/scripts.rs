@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::backup::Reason;
 use crate::config::Config;
@@ -13,11 +13,11 @@ use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
 use crate::history;
-use crate::plan;
-use crate::probe::{Effect, confirm};
+use crate::plan::{self, Undo};
+use crate::probe::{Effect, Probe, confirm};
 use crate::report::{Action, MigrationOutcome, RollbackReport};
 use crate::session::{Mode, Session, run_locked};
-use crate::source::Source;
+use crate::source::{Script, Source, StoredKind};
 
 /// Rolls back to `to` by scripts; `report` is the report of a rollback that does nothing.
 pub(crate) async fn run(
@@ -47,38 +47,24 @@ async fn undo_locked(
     let database = session.database().to_owned();
     let mode = session.mode();
     let history = session.history().await?;
-    // Every migration to undo must be known and unmodified: its rollback script is needed.
-    plan::verify(source, &history.applied(), &database)?;
     let current = history.current_version();
     report.from_version = current;
     report.to_version = current;
     if to >= current {
         return Ok(report);
     }
+    // Every migration to undo is known and unmodified, or has its scripts in the history.
+    let steps = plan::undo_plan(source, &history, to, &database)?;
     session.take_backup(current, Reason::Rollback).await?;
     report.safety_backup = session.backup().map(Path::to_owned);
     let conn = session.conn();
     let fk_before = violations_before(conn, &database).await?;
+    history::ensure_current(conn)
+        .await
+        .map_err(|e| database_error(&database, "updating the history table", e))?;
     let mut undone = Vec::new();
-    for record in history.records().iter().rev().filter(|r| r.version > to) {
-        let migration = source.get(record.version).expect("verified above");
-        let started = Instant::now();
-        let version = migration.version();
-        tracing::info!(
-            version,
-            description = migration.description(),
-            "rolling back"
-        );
-        let notices = run_script(conn, version, migration.rollback()).await?;
-        confirm(conn, migration, migration.rollback(), Effect::Absent).await?;
-        history::delete(conn, version)
-            .await
-            .map_err(|e| database_error(&database, "deleting the history row", e))?;
-        let action = match mode {
-            Mode::Apply => Action::RolledBack,
-            Mode::DryRun => Action::WouldRollBack,
-        };
-        undone.push(MigrationOutcome::new(migration, action, started, notices));
+    for step in steps {
+        undone.push(undo_one(conn, step, mode, &database).await?);
     }
     if to == 0 {
         history::drop_table(conn)
@@ -90,4 +76,65 @@ async fn undo_locked(
     report.to_version = to;
     report.rolled_back = undone;
     Ok(report)
+}
+
+/// Runs one rollback script, requires its probe to say 0, and removes the history row.
+async fn undo_one(
+    conn: &mut SqliteConnection,
+    step: Undo<'_>,
+    mode: Mode,
+    database: &Path,
+) -> Result<MigrationOutcome, Error> {
+    let started = Instant::now();
+    let stored;
+    let (version, description, rollback, probe_script) = match step {
+        Undo::Known(migration) => (
+            migration.version(),
+            migration.description(),
+            migration.rollback(),
+            migration.probe(),
+        ),
+        Undo::Stored(record) => {
+            let text = |t: &Option<String>| t.clone().unwrap_or_default();
+            stored = (
+                Script::from_history(
+                    record.version,
+                    StoredKind::Rollback,
+                    &text(&record.rollback_sql),
+                )?,
+                Script::from_history(record.version, StoredKind::Probe, &text(&record.probe_sql))?,
+            );
+            (
+                record.version,
+                record.description.as_str(),
+                &stored.0,
+                &stored.1,
+            )
+        }
+    };
+    tracing::info!(version, description, "rolling back");
+    let notices = run_script(conn, version, rollback).await?;
+    let probe = Probe {
+        version,
+        script: probe_script,
+    };
+    confirm(conn, probe, rollback, Effect::Absent).await?;
+    history::delete(conn, version)
+        .await
+        .map_err(|e| database_error(database, "deleting the history row", e))?;
+    // What it superseded is back (its rollback restored it, as the probes will tell).
+    history::clear_superseded(conn, version)
+        .await
+        .map_err(|e| database_error(database, "updating the history", e))?;
+    let action = match mode {
+        Mode::Apply => Action::RolledBack,
+        Mode::DryRun => Action::WouldRollBack,
+    };
+    Ok(MigrationOutcome::of(
+        (version, description),
+        action,
+        started,
+        notices,
+        rollback.text(),
+    ))
 }

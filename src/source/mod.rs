@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 pub use checksum::Checksum;
 use file_name::{FileName, Kind, is_candidate};
-pub(crate) use script::Script;
 use script::decode;
+pub(crate) use script::{Script, StoredKind};
 
 /// An ordered, validated set of migrations, loaded from a directory or embedded in the binary.
 ///

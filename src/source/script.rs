@@ -8,6 +8,13 @@ use super::rules;
 use crate::error::{Error, shorten};
 use crate::sql::{self, Statement};
 
+/// Which stored script [`Script::from_history`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredKind {
+    Rollback,
+    Probe,
+}
+
 /// A validated script: its file, its text and its statements.
 #[derive(Debug, Clone)]
 pub(crate) struct Script {
@@ -88,6 +95,19 @@ impl Script {
 }
 
 impl Script {
+    /// A rollback script or probe as the history stored it for `version`, validated like a
+    /// file's (its "path" says where it came from).
+    pub(crate) fn from_history(version: i64, kind: StoredKind, text: &str) -> Result<Self, Error> {
+        let (name, kind) = match kind {
+            StoredKind::Rollback => ("rollback script", Kind::Rollback),
+            StoredKind::Probe => ("probe", Kind::Probe),
+        };
+        let path = PathBuf::from(format!(
+            "<the {name} of migration {version}, stored in the history>"
+        ));
+        Script::new(path, text.to_owned(), kind)
+    }
+
     /// The file (for embedded sources, its path inside the embedded directory).
     pub fn path(&self) -> &Path {
         &self.path

@@ -25,7 +25,7 @@ use crate::backup::copy_database;
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::history::History;
-use crate::probe::{Effect, probe};
+use crate::probe::{Effect, Probe, probe};
 use crate::source::{Migration, Script, Source};
 use snapshot::Snapshot;
 
@@ -341,12 +341,14 @@ async fn run(
 }
 
 async fn ask(conn: &mut SqliteConnection, migration: &Migration) -> Result<Effect, Problem> {
-    probe(conn, migration).await.map_err(|e| Problem {
-        kind: ProblemKind::ProbeFailed,
-        detail: e.to_string(),
-        allowed: None,
-        differing: Vec::new(),
-    })
+    probe(conn, Probe::of(migration))
+        .await
+        .map_err(|e| Problem {
+            kind: ProblemKind::ProbeFailed,
+            detail: e.to_string(),
+            allowed: None,
+            differing: Vec::new(),
+        })
 }
 
 async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, Problem> {

@@ -1,14 +1,18 @@
 //! The history table, `_backstop_migrations`: one row per applied migration.
 //!
-//! Its only definition is `src/history.sql`. Every query on it is checked at compile time by
-//! sqlx's macros against a development database built from that file (offline metadata in
-//! `.sqlx/`).
+//! Its only definition is `src/history/history.sql`. Every query on it is checked at compile
+//! time by sqlx's macros against a development database built from that file (offline
+//! metadata in `.sqlx/`). Reading is here; writing, and bringing a table of an older build up
+//! to the current definition, in [`write`].
+
+mod write;
 
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-/// The DDL of the history table (idempotent).
-pub(crate) const DDL: &str = include_str!("history.sql");
+pub(crate) use write::{
+    NewRecord, clear_superseded, delete, drop_table, ensure_current, insert, set_superseded,
+};
 
 /// How a migration came to be recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +21,8 @@ pub(crate) enum Method {
     Applied,
     /// Its probe found the effect already present; the script did not run.
     Adopted,
+    /// Taken over from sqlx's history, where it was applied.
+    Imported,
 }
 
 impl Method {
@@ -24,6 +30,15 @@ impl Method {
         match self {
             Method::Applied => "applied",
             Method::Adopted => "adopted",
+            Method::Imported => "imported",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "adopted" => Method::Adopted,
+            "imported" => Method::Imported,
+            _ => Method::Applied,
         }
     }
 }
@@ -36,6 +51,13 @@ pub(crate) struct Record {
     pub checksum: String,
     pub applied_at: OffsetDateTime,
     pub method: Method,
+    /// A later migration that removed this one's effect.
+    pub superseded_by: Option<i64>,
+    /// The rollback script as it was when the migration was applied (`None`: recorded by an
+    /// older build).
+    pub rollback_sql: Option<String>,
+    /// The probe, likewise.
+    pub probe_sql: Option<String>,
 }
 
 /// What planning needs of an applied migration.
@@ -117,17 +139,6 @@ impl History {
         self.records.last().map_or(0, |r| r.version)
     }
 
-    /// What planning needs of it.
-    pub fn applied(&self) -> Vec<Applied> {
-        self.records
-            .iter()
-            .map(|r| Applied {
-                version: r.version,
-                checksum: r.checksum.clone(),
-            })
-            .collect()
-    }
-
     /// The first version at which two histories of one database disagree, up to the lower of
     /// their versions: a migration one has and the other lacks, or the same version with
     /// another checksum or time. `None`: one is the past of the other (or both are the same).
@@ -153,88 +164,53 @@ impl History {
             .map(|i| &self.records[i])
     }
 
-    /// Reads the history. A database without the table is at version 0; every other error is
-    /// returned.
+    /// Reads the history. A database without the table is at version 0; a table of an older
+    /// build (without the newer columns) is read too; every other error is returned.
     pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
-        let rows = sqlx::query!(
-            r#"SELECT version AS "version!", description, checksum,
-                      applied_at AS "applied_at: OffsetDateTime", method
-               FROM _backstop_migrations ORDER BY version"#
-        )
-        .fetch_all(conn)
-        .await;
-        let rows = without_table_is_empty(rows)?;
-        let records = rows
-            .into_iter()
-            .map(|r| Record {
-                version: r.version,
-                description: r.description,
-                checksum: r.checksum,
-                applied_at: r.applied_at,
-                method: if r.method == "adopted" {
-                    Method::Adopted
-                } else {
-                    Method::Applied
-                },
-            })
-            .collect();
+        let records = if write::is_current(conn).await? {
+            let rows = sqlx::query!(
+                r#"SELECT version AS "version!", description, checksum,
+                          applied_at AS "applied_at: OffsetDateTime", method, superseded_by,
+                          rollback_sql, probe_sql
+                   FROM _backstop_migrations ORDER BY version"#
+            )
+            .fetch_all(conn)
+            .await;
+            without_table_is_empty(rows)?
+                .into_iter()
+                .map(|r| Record {
+                    version: r.version,
+                    description: r.description,
+                    checksum: r.checksum,
+                    applied_at: r.applied_at,
+                    method: Method::parse(&r.method),
+                    superseded_by: r.superseded_by,
+                    rollback_sql: r.rollback_sql,
+                    probe_sql: r.probe_sql,
+                })
+                .collect()
+        } else {
+            let rows = sqlx::query!(
+                r#"SELECT version AS "version!", description, checksum,
+                          applied_at AS "applied_at: OffsetDateTime", method
+                   FROM _backstop_migrations ORDER BY version"#
+            )
+            .fetch_all(conn)
+            .await;
+            without_table_is_empty(rows)?
+                .into_iter()
+                .map(|r| Record {
+                    version: r.version,
+                    description: r.description,
+                    checksum: r.checksum,
+                    applied_at: r.applied_at,
+                    method: Method::parse(&r.method),
+                    superseded_by: None,
+                    rollback_sql: None,
+                    probe_sql: None,
+                })
+                .collect()
+        };
         Ok(History { records })
     }
-}
-
-/// Creates the table when it is missing.
-pub(crate) async fn ensure_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(DDL).execute(conn).await.map(drop)
-}
-
-/// Drops the (empty) table: a database rolled back to version 0 is left as it was before the
-/// runner first touched it.
-pub(crate) async fn drop_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql("DROP TABLE IF EXISTS _backstop_migrations")
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-/// What to record for one migration.
-pub(crate) struct NewRecord<'a> {
-    pub version: i64,
-    pub description: &'a str,
-    pub checksum: &'a str,
-    pub execution_ms: i64,
-    pub method: Method,
-    pub backup: Option<&'a str>,
-}
-
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    record: &NewRecord<'_>,
-) -> Result<(), sqlx::Error> {
-    let applied_at = OffsetDateTime::now_utc();
-    let method = record.method.as_str();
-    sqlx::query!(
-        "INSERT INTO _backstop_migrations
-             (version, description, checksum, applied_at, execution_ms, method, backup)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-        record.version,
-        record.description,
-        record.checksum,
-        applied_at,
-        record.execution_ms,
-        method,
-        record.backup,
-    )
-    .execute(conn)
-    .await
-    .map(drop)
-}
-
-pub(crate) async fn delete(conn: &mut SqliteConnection, version: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "DELETE FROM _backstop_migrations WHERE version = ?",
-        version
-    )
-    .execute(conn)
-    .await
-    .map(drop)
 }

@@ -1,0 +1,259 @@
+//! Effects that later migrations remove. In long-lived projects a table created by one migration
+//! is dropped years later by another, and the first one's probe then says 0: not drift, but
+//! history. A run records it: the applied migrations whose probe said 1 before the run (or
+//! right after they ran in it) and says 0 at its end were superseded by a migration of the run,
+//! and `status` shows them so (`superseded_by`) instead of as drift.
+//!
+//! Which migration of the run removed the effect is the first one after it whose SQL names
+//! something its probe looks at (a table, column, index, trigger or view name); failing that,
+//! the first one that ran after it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use sqlx::SqliteConnection;
+
+use crate::connection::database_error;
+use crate::error::Error;
+use crate::history::{self, History};
+use crate::probe::probe_many_read_only;
+use crate::source::{Migration, Source};
+
+/// The applied migrations (known to `source`, not already superseded) whose effect is present
+/// now: those a run may supersede.
+pub(crate) async fn present(
+    conn: &mut SqliteConnection,
+    source: &Source,
+    history: &History,
+    database: &Path,
+) -> Result<Vec<i64>, Error> {
+    let candidates: Vec<&Migration> = history
+        .records()
+        .iter()
+        .filter(|r| r.superseded_by.is_none())
+        .filter_map(|r| source.get(r.version))
+        .collect();
+    let answers = probe_many_read_only(conn, &candidates)
+        .await
+        .map_err(|e| database_error(database, "probing the applied migrations", e))?;
+    Ok(candidates
+        .iter()
+        .zip(answers)
+        .filter(|(_, answer)| matches!(answer, Ok(1)))
+        .map(|(m, _)| m.version())
+        .collect())
+}
+
+/// At the end of a run: records which of `candidates` (present before or during the run) the
+/// migrations that `ran` superseded. Returns `(superseded, by)` pairs.
+pub(crate) async fn record(
+    conn: &mut SqliteConnection,
+    source: &Source,
+    candidates: &[i64],
+    ran: &[&Migration],
+    database: &Path,
+) -> Result<Vec<(i64, i64)>, Error> {
+    if ran.is_empty() {
+        return Ok(Vec::new());
+    }
+    let candidates: Vec<&Migration> = candidates.iter().filter_map(|v| source.get(*v)).collect();
+    let answers = probe_many_read_only(conn, &candidates)
+        .await
+        .map_err(|e| database_error(database, "probing the applied migrations", e))?;
+    let mut superseded = Vec::new();
+    for (migration, answer) in candidates.iter().zip(answers) {
+        if !matches!(answer, Ok(0)) {
+            continue;
+        }
+        let Some(by) = attribute(migration, ran) else {
+            continue;
+        };
+        history::set_superseded(conn, migration.version(), by)
+            .await
+            .map_err(|e| database_error(database, "recording a superseded migration", e))?;
+        tracing::info!(
+            version = migration.version(),
+            by,
+            "its effect was removed by a later migration"
+        );
+        superseded.push((migration.version(), by));
+    }
+    Ok(superseded)
+}
+
+/// The migration of `ran` (in version order) that removed `gone`'s effect: the first one after
+/// it whose SQL names something its probe looks at, else the first one after it.
+fn attribute(gone: &Migration, ran: &[&Migration]) -> Option<i64> {
+    let names = names_in(gone.probe_sql());
+    let after: Vec<&&Migration> = ran
+        .iter()
+        .filter(|m| m.version() > gone.version())
+        .collect();
+    after
+        .iter()
+        .find(|m| !names.is_disjoint(&names_in(m.sql())))
+        .or(after.first())
+        .map(|m| m.version())
+}
+
+/// Words that name nothing of a schema in a probe.
+const NOT_NAMES: &[&str] = &[
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "exists",
+    "count",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "as",
+    "in",
+    "is",
+    "null",
+    "like",
+    "limit",
+    "name",
+    "type",
+    "table",
+    "index",
+    "trigger",
+    "view",
+    "sqlite_master",
+    "sqlite_schema",
+    "pragma_table_info",
+    "pragma_index_list",
+    "pragma_table_xinfo",
+    "pragma_user_version",
+    "user_version",
+    "sql",
+    "tbl_name",
+    "with",
+    "values",
+    "distinct",
+    "group",
+    "by",
+    "order",
+    "having",
+    "coalesce",
+    "lower",
+    "upper",
+    "length",
+    "ifnull",
+    "nullif",
+    "max",
+    "min",
+    "sum",
+    "total",
+    "one",
+];
+
+/// The lower-cased identifiers and string literals of a script, but SQL's own words.
+fn names_in(sql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut flush = |word: &mut String| {
+        let w = word.to_ascii_lowercase();
+        if !w.is_empty()
+            && !w.chars().all(|c| c.is_ascii_digit())
+            && !NOT_NAMES.contains(&w.as_str())
+        {
+            names.insert(w);
+        }
+        word.clear();
+    };
+    for c in sql.chars() {
+        match quote {
+            Some(q) if c == q => {
+                flush(&mut word);
+                quote = None;
+            }
+            Some(_) => word.push(c),
+            None if matches!(c, '\'' | '"' | '`') => {
+                flush(&mut word);
+                quote = Some(c);
+            }
+            None if c == '[' => {
+                flush(&mut word);
+                quote = Some(']');
+            }
+            None if c.is_ascii_alphanumeric() || c == '_' => word.push(c),
+            None => flush(&mut word),
+        }
+    }
+    flush(&mut word);
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn source(migrations: &[(i64, &str, &str)]) -> Source {
+        let mut files = Vec::new();
+        for (v, forward, probe) in migrations {
+            let stem = format!("m/{v:03}_m{v}");
+            files.push((
+                PathBuf::from(format!("{stem}.sql")),
+                forward.as_bytes().to_vec(),
+            ));
+            files.push((
+                PathBuf::from(format!("{stem}.rollback.sql")),
+                b"SELECT 1;".to_vec(),
+            ));
+            files.push((
+                PathBuf::from(format!("{stem}.probe.sql")),
+                probe.as_bytes().to_vec(),
+            ));
+        }
+        Source::from_files(files).unwrap()
+    }
+
+    #[test]
+    fn names_are_identifiers_and_literals_but_sql_words() {
+        let names = names_in(
+            "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'email' AND \"Tag\" > 1",
+        );
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["email", "people", "tag"]);
+    }
+
+    #[test]
+    fn the_remover_is_the_first_later_migration_that_names_what_the_probe_looks_at() {
+        let s = source(&[
+            (
+                1,
+                "CREATE TABLE tags (x);",
+                "SELECT count(*) FROM sqlite_master WHERE name = 'tags';",
+            ),
+            (
+                2,
+                "CREATE TABLE notes (x);",
+                "SELECT count(*) FROM sqlite_master WHERE name = 'notes';",
+            ),
+            (
+                3,
+                "CREATE INDEX n ON notes (x);",
+                "SELECT count(*) FROM sqlite_master WHERE name = 'n';",
+            ),
+            (
+                4,
+                "ALTER TABLE tags RENAME TO labels;",
+                "SELECT count(*) FROM sqlite_master WHERE name = 'labels';",
+            ),
+        ]);
+        let ran: Vec<&Migration> = s.migrations().iter().skip(1).collect();
+        assert_eq!(attribute(s.get(1).unwrap(), &ran), Some(4));
+        // Nothing names it: the first migration that ran after it.
+        let ran: Vec<&Migration> = vec![s.get(3).unwrap()];
+        assert_eq!(attribute(s.get(1).unwrap(), &ran), Some(3));
+        assert_eq!(attribute(s.get(4).unwrap(), &ran), None);
+    }
+}
