@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::backup::{BackupDir, ProgressFn};
 use crate::error::Error;
+use crate::plan::Newer;
 
 /// Default number of backups kept per database.
 pub const DEFAULT_KEEP_BACKUPS: usize = 10;
@@ -31,6 +32,7 @@ pub(crate) struct Config {
     keep_backups: usize,
     busy_timeout: Duration,
     backups: Backups,
+    newer: Newer,
     progress: Option<ProgressFn>,
 }
 
@@ -41,6 +43,7 @@ impl Default for Config {
             keep_backups: DEFAULT_KEEP_BACKUPS,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             backups: Backups::Take,
+            newer: Newer::Refuse,
             progress: None,
         }
     }
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Config {
             .field("keep_backups", &self.keep_backups)
             .field("busy_timeout", &self.busy_timeout)
             .field("backups", &self.backups)
+            .field("newer", &self.newer)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +77,14 @@ impl Config {
 
     pub fn set_backups(&mut self, backups: Backups) {
         self.backups = backups;
+    }
+
+    pub fn set_newer(&mut self, newer: Newer) {
+        self.newer = newer;
+    }
+
+    pub fn newer(&self) -> Newer {
+        self.newer
     }
 
     pub fn set_progress(&mut self, progress: ProgressFn) {

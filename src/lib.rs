@@ -113,6 +113,7 @@ mod execute;
 mod ffi;
 mod foreign_keys;
 mod history;
+mod import;
 mod manual_backup;
 mod migrate;
 mod migrator;
@@ -130,6 +131,7 @@ mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, SqliteFailure};
+pub use import::ImportReport;
 pub use migrator::Migrator;
 pub use report::{
     Action, BackupInfo, BackupProgress, BackupTable, MigrateReport, MigrationOutcome,

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
 use crate::history::{self, History, Method, NewRecord};
+use crate::import::sqlx_versions;
 use crate::plan;
 use crate::probe::{Effect, Probe, confirm, probe};
 use crate::report::{Action, MigrateReport, MigrationOutcome};
@@ -39,20 +40,32 @@ pub(crate) async fn migrate(
     // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
     let applied = {
         let mut conn = acquire(pool, &database).await?;
-        match history::applied(&mut conn).await {
+        let applied = match history::applied(&mut conn).await {
             Ok(applied) => applied,
             Err(e) => return Err(read_error(&mut conn, &database, "reading the history", e).await),
+        };
+        // A database sqlx migrated: adopting by probe would re-run migrations whose effect a
+        // later one removed. Its history is imported instead.
+        if applied.is_empty() {
+            let sqlx = sqlx_versions(&mut conn)
+                .await
+                .map_err(|e| database_error(&database, "looking for sqlx's history", e))?;
+            if let Some(versions @ 1..) = sqlx {
+                return Err(Error::SqlxHistory { database, versions });
+            }
         }
+        applied
     };
-    let first = plan::plan(source, &applied, target, &database)?;
+    let first = plan::plan(source, &applied, target, &database, config.newer())?;
     if first.pending.is_empty() {
         tracing::debug!(database = %database.display(), version = first.current, "up to date");
-        return Ok(up_to_date(database, first.current, mode));
+        return Ok(up_to_date(database, &first, mode));
     }
 
     // 2. to 5., under the write lock.
+    let newer = config.newer();
     let report = run_locked(pool, config, mode, async |session: &mut Session| {
-        migrate_locked(session, source, target).await
+        migrate_locked(session, source, target, newer).await
     })
     .await?;
     if mode == Mode::Apply && !report.is_up_to_date() {
@@ -67,14 +80,18 @@ pub(crate) async fn migrate(
 }
 
 /// The report of a run that found nothing pending.
-fn up_to_date(database: PathBuf, version: i64, mode: Mode) -> MigrateReport {
+fn up_to_date(database: PathBuf, plan: &plan::Plan<'_>, mode: Mode) -> MigrateReport {
+    if !plan.newer.is_empty() {
+        tracing::info!(newer = ?plan.newer, "the database has migrations of a newer build: accepted");
+    }
     MigrateReport {
         database,
-        from_version: version,
-        to_version: version,
+        from_version: plan.current,
+        to_version: plan.current,
         dry_run: mode == Mode::DryRun,
         backup: None,
         migrations: Vec::new(),
+        newer_versions: plan.newer.clone(),
     }
 }
 
@@ -84,14 +101,15 @@ async fn migrate_locked(
     session: &mut Session,
     source: &Source,
     target: Option<i64>,
+    newer: plan::Newer,
 ) -> Result<MigrateReport, Error> {
     let database = session.database().to_owned();
     let mode = session.mode();
     let applied = session.applied().await?;
-    let plan = plan::plan(source, &applied, target, &database)?;
+    let plan = plan::plan(source, &applied, target, &database, newer)?;
     if plan.pending.is_empty() {
         tracing::info!(database = %database.display(), "another process migrated meanwhile");
-        return Ok(up_to_date(database, plan.current, mode));
+        return Ok(up_to_date(database, &plan, mode));
     }
 
     // 3. The backup, before anything is written.
@@ -136,6 +154,7 @@ async fn migrate_locked(
         dry_run: mode == Mode::DryRun,
         backup,
         migrations: outcomes,
+        newer_versions: plan.newer.clone(),
     })
 }
 

@@ -11,8 +11,10 @@ use crate::backup::BackupProgress;
 use crate::config::{Backups, Config};
 use crate::connection::{database_file, display_name};
 use crate::error::Error;
+use crate::import::{ImportReport, import_sqlx};
 use crate::manual_backup::backup_now;
 use crate::migrate::migrate;
+use crate::plan::Newer;
 use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy, StatusReport};
 use crate::rollback::{restore_file, rollback};
 use crate::session::Mode;
@@ -78,6 +80,16 @@ impl Migrator {
         self
     }
 
+    /// Accepts a database that a newer build migrated (versions this build does not know),
+    /// when every unknown version is above every version of the source: `migrate` applies
+    /// nothing and says so, `status` counts the database as clean. Without it such a database
+    /// is refused ([`Error::UnknownVersions`]). A rollback by scripts over the unknown versions
+    /// works either way, with the scripts the history stored.
+    pub fn allow_newer_database(mut self) -> Self {
+        self.config.set_newer(Newer::Accept);
+        self
+    }
+
     /// Calls `report` after each step of a backup or restore (for a progress bar).
     pub fn on_backup_progress(
         mut self,
@@ -129,7 +141,7 @@ impl Migrator {
     /// probe says now. Reads only: its connection is `query_only`, and it takes no lock beyond
     /// a read transaction.
     pub async fn status(&self, pool: &SqlitePool) -> Result<StatusReport, Error> {
-        status(pool, &self.source).await
+        status(pool, &self.source, self.config.newer()).await
     }
 
     /// Brings the database back to `to_version`: by restoring the newest verified backup that
@@ -194,6 +206,21 @@ impl Migrator {
         restore_file(pool, &self.config, path.as_ref(), Mode::DryRun).await
     }
 
+    /// Moves a database that sqlx migrated to backstop: records every version sqlx applied
+    /// (in `_sqlx_migrations`) as applied in backstop's history, running neither scripts nor
+    /// probes, in one locked transaction after a backup. Each sqlx checksum must match the
+    /// source's forward script; a failed sqlx migration or a version the source lacks is
+    /// refused. `_sqlx_migrations` is left in place; running it again does nothing.
+    pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
+        import_sqlx(pool, &self.source, &self.config, Mode::Apply).await
+    }
+
+    /// What [`import_sqlx`](Self::import_sqlx) would record, after the same checks; changes
+    /// nothing.
+    pub async fn import_sqlx_dry_run(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
+        import_sqlx(pool, &self.source, &self.config, Mode::DryRun).await
+    }
+
     /// Takes a backup of the database now, under its write lock (other writers wait while
     /// it is copied; readers do not), and applies retention. Returns the backup's path.
     ///
@@ -234,5 +261,6 @@ mod tests {
         send(migrator.backup(pool));
         send(migrator.backups(pool));
         send(migrator.restore_file(pool, "x"));
+        send(migrator.import_sqlx(pool));
     }
 }

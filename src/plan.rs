@@ -9,6 +9,16 @@ use crate::probe::BadAnswer;
 use crate::report::{MigrationStatus, State};
 use crate::source::{Migration, Source};
 
+/// Whether a database migrated by a newer build (versions this build does not know) is
+/// accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Newer {
+    /// Refused ([`Error::UnknownVersions`]).
+    Refuse,
+    /// Accepted when every unknown version is above every known one: nothing is applied.
+    Accept,
+}
+
 /// What `migrate` has to do.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
@@ -16,6 +26,8 @@ pub(crate) struct Plan<'a> {
     pub current: i64,
     /// The migrations to run, in order.
     pub pending: Vec<&'a Migration>,
+    /// Versions a newer build applied, accepted.
+    pub newer: Vec<i64>,
 }
 
 impl Plan<'_> {
@@ -25,15 +37,23 @@ impl Plan<'_> {
     }
 }
 
-/// Checks that the applied migrations are consistent with `source` (none modified, none
-/// unknown) and lists what is pending up to `target` (the latest when `None`).
+/// Checks that the applied migrations are consistent with `source` (none modified; none
+/// unknown, or with `Newer::Accept` only unknown ones above every known one) and lists what is
+/// pending up to `target` (the latest when `None`).
 pub(crate) fn plan<'a>(
     source: &'a Source,
     applied: &[Applied],
     target: Option<i64>,
     database: &Path,
+    newer: Newer,
 ) -> Result<Plan<'a>, Error> {
-    verify(source, applied, database)?;
+    let newer = accepted_newer(source, applied, newer);
+    let known: Vec<Applied> = applied
+        .iter()
+        .filter(|a| !newer.contains(&a.version))
+        .cloned()
+        .collect();
+    verify(source, &known, database)?;
     let current = history::current_version(applied);
     let target = match target {
         None => source.latest_version(),
@@ -68,7 +88,27 @@ pub(crate) fn plan<'a>(
             pending.push(migration);
         }
     }
-    Ok(Plan { current, pending })
+    Ok(Plan {
+        current,
+        pending,
+        newer,
+    })
+}
+
+/// The unknown versions accepted as a newer build's: all of them when every one is above
+/// every known version and `newer` accepts them, else none.
+pub(crate) fn accepted_newer(source: &Source, applied: &[Applied], newer: Newer) -> Vec<i64> {
+    let unknown: Vec<i64> = applied
+        .iter()
+        .filter(|a| source.get(a.version).is_none())
+        .map(|a| a.version)
+        .collect();
+    let above = unknown.iter().all(|v| *v > source.latest_version());
+    if newer == Newer::Accept && above {
+        unknown
+    } else {
+        Vec::new()
+    }
 }
 
 /// Refuses applied migrations that this source cannot safely build on.
@@ -289,21 +329,35 @@ mod tests {
     #[test]
     fn a_new_database_gets_everything_and_a_target_stops_early() {
         let s = source(&[1, 2, 5]);
-        let all = plan(&s, &[], None, Path::new(DB)).unwrap();
+        let all = plan(&s, &[], None, Path::new(DB), Newer::Refuse).unwrap();
         assert_eq!(
             (all.current, pending(&all), all.target()),
             (0, vec![1, 2, 5], 5)
         );
-        let some = plan(&s, &[], Some(2), Path::new(DB)).unwrap();
+        let some = plan(&s, &[], Some(2), Path::new(DB), Newer::Refuse).unwrap();
         assert_eq!((pending(&some), some.target()), (vec![1, 2], 2));
     }
 
     #[test]
     fn only_what_is_above_the_current_version_is_pending() {
         let s = source(&[1, 2, 5]);
-        let p = plan(&s, &applied(&s, &[1, 2]), None, Path::new(DB)).unwrap();
+        let p = plan(
+            &s,
+            &applied(&s, &[1, 2]),
+            None,
+            Path::new(DB),
+            Newer::Refuse,
+        )
+        .unwrap();
         assert_eq!((p.current, pending(&p)), (2, vec![5]));
-        let done = plan(&s, &applied(&s, &[1, 2, 5]), None, Path::new(DB)).unwrap();
+        let done = plan(
+            &s,
+            &applied(&s, &[1, 2, 5]),
+            None,
+            Path::new(DB),
+            Newer::Refuse,
+        )
+        .unwrap();
         assert!(done.pending.is_empty());
         assert_eq!(done.target(), 5);
     }
@@ -311,20 +365,34 @@ mod tests {
     #[test]
     fn the_current_version_is_always_a_valid_target() {
         let s = source(&[1, 2]);
-        let p = plan(&s, &[], Some(0), Path::new(DB)).unwrap();
+        let p = plan(&s, &[], Some(0), Path::new(DB), Newer::Refuse).unwrap();
         assert!(p.pending.is_empty());
-        let p = plan(&s, &applied(&s, &[1]), Some(1), Path::new(DB)).unwrap();
+        let p = plan(
+            &s,
+            &applied(&s, &[1]),
+            Some(1),
+            Path::new(DB),
+            Newer::Refuse,
+        )
+        .unwrap();
         assert!(p.pending.is_empty());
     }
 
     #[test]
     fn targets_must_exist_and_go_up() {
         let s = source(&[1, 2, 5]);
-        let err = plan(&s, &[], Some(3), Path::new(DB)).unwrap_err();
+        let err = plan(&s, &[], Some(3), Path::new(DB), Newer::Refuse).unwrap_err();
         assert!(
             matches!(err, Error::UnknownTarget { target: 3, ref known } if *known == [1, 2, 5])
         );
-        let err = plan(&s, &applied(&s, &[1, 2]), Some(1), Path::new(DB)).unwrap_err();
+        let err = plan(
+            &s,
+            &applied(&s, &[1, 2]),
+            Some(1),
+            Path::new(DB),
+            Newer::Refuse,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             Error::TargetBelowCurrent {
@@ -337,7 +405,14 @@ mod tests {
     #[test]
     fn a_migration_below_an_applied_one_is_out_of_order() {
         let s = source(&[1, 2, 5]);
-        let err = plan(&s, &applied(&s, &[1, 5]), None, Path::new(DB)).unwrap_err();
+        let err = plan(
+            &s,
+            &applied(&s, &[1, 5]),
+            None,
+            Path::new(DB),
+            Newer::Refuse,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             Error::OutOfOrder {
@@ -357,8 +432,30 @@ mod tests {
         );
         let mut modified = applied(&s, &[1, 2]);
         modified[1].checksum = "f".repeat(64);
-        let err = plan(&s, &modified, None, Path::new(DB)).unwrap_err();
+        let err = plan(&s, &modified, None, Path::new(DB), Newer::Refuse).unwrap_err();
         assert!(matches!(err, Error::ChecksumMismatch { version: 2, .. }));
+    }
+
+    #[test]
+    fn a_newer_database_is_accepted_only_when_asked_and_only_above_the_known_versions() {
+        let s = source(&[1, 2]);
+        let newer = applied(&s, &[1, 2, 3, 4]);
+        assert!(matches!(
+            plan(&s, &newer, None, Path::new(DB), Newer::Refuse),
+            Err(Error::UnknownVersions { .. })
+        ));
+        let p = plan(&s, &newer, None, Path::new(DB), Newer::Accept).unwrap();
+        assert_eq!(
+            (p.current, pending(&p), p.newer.clone()),
+            (4, vec![], vec![3, 4])
+        );
+        // An unknown version below a known one is not a newer build's: refused.
+        let s = source(&[1, 3]);
+        let gap = applied(&s, &[1, 2, 3]);
+        assert!(matches!(
+            plan(&s, &gap, None, Path::new(DB), Newer::Accept),
+            Err(Error::UnknownVersions { .. })
+        ));
     }
 
     #[test]

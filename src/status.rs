@@ -6,13 +6,17 @@ use sqlx::SqlitePool;
 use crate::connection::{RunnerConnection, Use, database_error, display_name, execute, read_error};
 use crate::error::Error;
 use crate::history::History;
-use crate::plan;
+use crate::plan::{self, Newer};
 use crate::probe::probe_all;
 use crate::report::StatusReport;
 use crate::source::Source;
 
 /// Reports the state of `source` in the pool's database; reads only.
-pub(crate) async fn status(pool: &SqlitePool, source: &Source) -> Result<StatusReport, Error> {
+pub(crate) async fn status(
+    pool: &SqlitePool,
+    source: &Source,
+    newer: Newer,
+) -> Result<StatusReport, Error> {
     let database = display_name(pool);
     let mut conn = RunnerConnection::open(pool, &database, Use::Read).await?;
     let read = async {
@@ -35,6 +39,7 @@ pub(crate) async fn status(pool: &SqlitePool, source: &Source) -> Result<StatusR
         current_version: history.current_version(),
         latest_version: source.latest_version(),
         migrations: plan::status(source, &history, probes),
+        newer_accepted: newer == Newer::Accept,
         database,
     })
 }

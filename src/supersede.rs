@@ -81,6 +81,33 @@ pub(crate) async fn record(
     Ok(superseded)
 }
 
+/// After an import (nothing ran here; sqlx ran them): records which of `imported` (versions
+/// in order) say 0 now, attributed to a later imported migration. Returns `(superseded, by)`.
+pub(crate) async fn record_imported(
+    conn: &mut SqliteConnection,
+    source: &Source,
+    imported: &[i64],
+    database: &Path,
+) -> Result<Vec<(i64, i64)>, Error> {
+    let imported: Vec<&Migration> = imported.iter().filter_map(|v| source.get(*v)).collect();
+    let answers = probe_many_read_only(conn, &imported)
+        .await
+        .map_err(|e| database_error(database, "probing the imported migrations", e))?;
+    let mut superseded = Vec::new();
+    for (migration, answer) in imported.iter().zip(answers) {
+        if !matches!(answer, Ok(0)) {
+            continue;
+        }
+        if let Some(by) = attribute(migration, &imported) {
+            history::set_superseded(conn, migration.version(), by)
+                .await
+                .map_err(|e| database_error(database, "recording a superseded migration", e))?;
+            superseded.push((migration.version(), by));
+        }
+    }
+    Ok(superseded)
+}
+
 /// The migration of `ran` (in version order) that removed `gone`'s effect: the first one after
 /// it whose SQL names something its probe looks at, else the first one after it.
 fn attribute(gone: &Migration, ran: &[&Migration]) -> Option<i64> {

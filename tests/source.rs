@@ -75,7 +75,7 @@ fn unparsable_names_are_refused() {
         "001_.sql",
         "000_zero.sql",
         "001_two.dots.sql",
-        "001_x.down.sql",
+        "001_x.undo.sql",
         "-1_negative.sql",
         "001_with space.sql",
     ] {

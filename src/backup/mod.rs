@@ -59,6 +59,8 @@ pub enum Reason {
     Rollback,
     /// Asked for ([`Migrator::backup`](crate::Migrator::backup)).
     Manual,
+    /// Before sqlx's history was imported ([`Migrator::import_sqlx`](crate::Migrator::import_sqlx)).
+    Import,
 }
 
 impl Reason {
@@ -68,13 +70,19 @@ impl Reason {
             Reason::Migrate => "migrate",
             Reason::Rollback => "rollback",
             Reason::Manual => "manual",
+            Reason::Import => "import",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Reason::Migrate, Reason::Rollback, Reason::Manual]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            Reason::Migrate,
+            Reason::Rollback,
+            Reason::Manual,
+            Reason::Import,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct Args {
         value_parser = parse_seconds
     )]
     pub busy_timeout: Duration,
+    /// Accept a database migrated by a newer build (unknown versions above every known one):
+    /// migrate applies nothing and says so, status --check passes
+    #[arg(long, global = true)]
+    pub allow_newer: bool,
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
     pub json: bool,
@@ -76,6 +80,14 @@ pub(crate) enum Command {
         #[arg(value_name = "PATH")]
         path: PathBuf,
         /// Report what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Record the migrations sqlx applied (_sqlx_migrations) as applied in backstop's history,
+    /// running nothing (a backup is taken first); _sqlx_migrations is left in place
+    #[command(name = "import-sqlx")]
+    ImportSqlx {
+        /// Report what would be recorded; change nothing
         #[arg(long)]
         dry_run: bool,
     },

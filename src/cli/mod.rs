@@ -1,7 +1,7 @@
 //! The command line, for any project's migrations (cargo feature `cli`).
 //!
-//! A project gets `status`, `migrate`, `rollback`, `restore`, `backups`, `backup`, `add` and
-//! `verify` for its own migrations with a binary of a few lines, `src/bin/migrate.rs`:
+//! A project gets `status`, `migrate`, `rollback`, `restore`, `backups`, `backup`, `add`,
+//! `verify` and `import-sqlx` for its own migrations with a binary of a few lines, `src/bin/migrate.rs`:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -163,6 +163,9 @@ impl Cli {
         if let Some(dir) = &args.backup_dir {
             migrator = migrator.backup_dir(dir);
         }
+        if args.allow_newer {
+            migrator = migrator.allow_newer_database();
+        }
         let progress =
             (format == Format::Text && std::io::stderr().is_terminal()).then(Progress::default);
         if let Some(progress) = &progress {
@@ -235,6 +238,14 @@ async fn run_command(
                 migrator.restore_file_dry_run(pool, path).await?
             } else {
                 migrator.restore_file(pool, path).await?
+            };
+            format.print(&report);
+        }
+        Command::ImportSqlx { dry_run } => {
+            let report = if *dry_run {
+                migrator.import_sqlx_dry_run(pool).await?
+            } else {
+                migrator.import_sqlx(pool).await?
             };
             format.print(&report);
         }

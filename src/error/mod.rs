@@ -325,6 +325,54 @@ pub enum Error {
         database: PathBuf,
     },
 
+    /// `migrate` on a database that sqlx migrated and backstop never did: adopting each
+    /// migration by its probe would re-run those whose effect a later migration removed.
+    #[error(
+        "{} was migrated by sqlx (_sqlx_migrations records {versions} migration(s)) and has no backstop history: run `import-sqlx` first (Migrator::import_sqlx), which records sqlx's migrations as applied without running anything",
+        database.display()
+    )]
+    SqlxHistory {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// How many migrations sqlx recorded.
+        versions: usize,
+    },
+
+    /// `import-sqlx` on a database without sqlx's history table.
+    #[error("{} has no sqlx history (_sqlx_migrations): there is nothing to import", database.display())]
+    NoSqlxHistory {
+        /// The database as the pool names it.
+        database: PathBuf,
+    },
+
+    /// sqlx recorded a migration as failed: the database may be half-migrated.
+    #[error(
+        "sqlx recorded migration {version} ({description}) of {} as failed (success = false): the database may be half-migrated; repair it with sqlx first (`sqlx migrate info`), then import",
+        database.display()
+    )]
+    SqlxDirty {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// The failed version.
+        version: i64,
+        /// Its description in sqlx's history.
+        description: String,
+    },
+
+    /// sqlx applied a migration that the source does not have.
+    #[error(
+        "sqlx applied migration {version} ({description}) to {}, and the migrations given to backstop have no version {version}: add its file (renamed with a probe and a rollback) before importing",
+        database.display()
+    )]
+    SqlxVersionUnknown {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// The version sqlx applied.
+        version: i64,
+        /// Its description in sqlx's history.
+        description: String,
+    },
+
     /// Any other database error, with what the runner was doing.
     #[error("{database}: {context}: {cause}")]
     Database {
@@ -367,6 +415,10 @@ impl Error {
             Error::ForeignBackup { .. } => "foreign_backup",
             Error::PrivateDatabase { .. } => "private_database",
             Error::ReadOnly { .. } => "read_only",
+            Error::SqlxHistory { .. } => "sqlx_history",
+            Error::NoSqlxHistory { .. } => "no_sqlx_history",
+            Error::SqlxDirty { .. } => "sqlx_dirty",
+            Error::SqlxVersionUnknown { .. } => "sqlx_version_unknown",
             Error::Database { .. } => "database",
         }
     }

@@ -30,6 +30,9 @@ pub struct MigrateReport {
     pub backup: Option<PathBuf>,
     /// What happened to each pending migration, in order. Empty when nothing was pending.
     pub migrations: Vec<MigrationOutcome>,
+    /// Versions a newer build applied, which this build does not know, accepted
+    /// ([`allow_newer_database`](crate::Migrator::allow_newer_database)).
+    pub newer_versions: Vec<i64>,
 }
 
 impl MigrateReport {
@@ -181,14 +184,28 @@ pub struct StatusReport {
     /// Every migration of the source, and every applied migration the source does not know,
     /// in version order.
     pub migrations: Vec<MigrationStatus>,
+    /// Whether versions of a newer build above every known one are accepted
+    /// ([`allow_newer_database`](crate::Migrator::allow_newer_database)).
+    pub newer_accepted: bool,
 }
 
 impl StatusReport {
     /// Whether nothing is pending, nothing drifted, every checksum matches and every applied
-    /// migration is known (what `status --check` tests).
+    /// migration is known, or accepted as a newer build's (what `status --check` tests).
     pub fn is_clean(&self) -> bool {
+        let newest_known = self
+            .migrations
+            .iter()
+            .filter(|m| m.known)
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
         self.migrations.iter().all(|m| {
-            m.state != State::Pending && !m.drift && m.checksum_ok == Some(true) && m.known
+            if m.known {
+                m.state != State::Pending && !m.drift && m.checksum_ok == Some(true)
+            } else {
+                self.newer_accepted && m.version > newest_known
+            }
         })
     }
 }

@@ -138,12 +138,21 @@ impl Display for StatusReport {
 impl Display for MigrateReport {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         if self.is_up_to_date() {
-            return writeln!(
+            writeln!(
                 f,
                 "up to date at version {} ({})",
                 self.to_version,
                 self.database.display()
-            );
+            )?;
+            if !self.newer_versions.is_empty() {
+                writeln!(
+                    f,
+                    "the database has migrations {:?} of a newer build, which this one does not \
+                     know: accepted, nothing applied",
+                    self.newer_versions
+                )?;
+            }
+            return Ok(());
         }
         if let Some(backup) = &self.backup {
             writeln!(f, "{:<14} {}", "backup", backup.display())?;

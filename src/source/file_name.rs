@@ -30,9 +30,10 @@ impl FileName {
         let invalid = |reason: &str| Error::InvalidFileName {
             path: path.to_owned(),
             reason: format!(
-                "{reason} (expected NNN_description.sql, NNN_description.rollback.sql or \
-                 NNN_description.probe.sql; NNN a positive version, the description made of \
-                 letters, digits, '_' and '-')"
+                "{reason} (expected NNN_description.sql, NNN_description.rollback.sql and \
+                 NNN_description.probe.sql, or sqlx's NNN_description.up.sql and \
+                 NNN_description.down.sql with a .probe.sql; NNN a positive version, the \
+                 description made of letters, digits, '_' and '-')"
             ),
         };
         let name = path
@@ -40,10 +41,15 @@ impl FileName {
             .and_then(|n| n.to_str())
             .ok_or_else(|| invalid("the name is not valid UTF-8"))?;
         let stem = name.strip_suffix(".sql").unwrap_or(name);
+        // backstop's spelling, and sqlx's reversible one (`.up.sql` / `.down.sql`).
         let (stem, kind) = if let Some(s) = stem.strip_suffix(".rollback") {
+            (s, Kind::Rollback)
+        } else if let Some(s) = stem.strip_suffix(".down") {
             (s, Kind::Rollback)
         } else if let Some(s) = stem.strip_suffix(".probe") {
             (s, Kind::Probe)
+        } else if let Some(s) = stem.strip_suffix(".up") {
+            (s, Kind::Forward)
         } else {
             (stem, Kind::Forward)
         };
@@ -67,10 +73,9 @@ impl FileName {
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
         {
             let hint = match description.rsplit_once('.') {
-                Some((_, "down" | "undo" | "revert")) => {
+                Some((_, "undo" | "revert")) => {
                     "; a rollback script is named NNN_description.rollback.sql"
                 }
-                Some((_, "up")) => "; a forward script is named NNN_description.sql",
                 _ => "",
             };
             return Err(invalid(&format!(
@@ -95,6 +100,16 @@ mod tests {
         let ok = FileName::parse(Path::new("m/007_add-index_2.rollback.sql")).unwrap();
         assert_eq!((ok.version, ok.kind), (7, Kind::Rollback));
         assert_eq!(ok.description, "add-index_2");
+        for (name, kind) in [
+            ("7_x.up.sql", Kind::Forward),
+            ("7_x.down.sql", Kind::Rollback),
+        ] {
+            let sqlx = FileName::parse(Path::new(name)).unwrap();
+            assert_eq!(
+                (sqlx.version, sqlx.kind, sqlx.stem.as_str()),
+                (7, kind, "7_x")
+            );
+        }
         for bad in [
             "abc_x.sql",
             "001.sql",
@@ -102,7 +117,7 @@ mod tests {
             "000_zero.sql",
             "1a_x.sql",
             "001_has.dot.sql",
-            "001_x.down.sql",
+            "001_x.undo.sql",
             "001_sp ace.sql",
             "99999999999999999999_big.sql",
         ] {

@@ -23,6 +23,8 @@ mod script;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha384};
+
 use crate::error::Error;
 pub use checksum::Checksum;
 use file_name::{FileName, Kind, is_candidate};
@@ -42,6 +44,8 @@ pub struct Source {
 pub struct Migration {
     version: i64,
     description: String,
+    /// SHA-384 of the forward script's bytes: what sqlx records as its checksum.
+    sqlx_checksum: Vec<u8>,
     checksum: Checksum,
     forward: Script,
     rollback: Script,
@@ -82,6 +86,12 @@ impl Migration {
     /// The probe query.
     pub fn probe_sql(&self) -> &str {
         self.probe.text()
+    }
+
+    /// The forward script's checksum as sqlx computes it (SHA-384 of the file's exact bytes),
+    /// to compare with `_sqlx_migrations.checksum`.
+    pub(crate) fn sqlx_checksum(&self) -> &[u8] {
+        &self.sqlx_checksum
     }
 
     pub(crate) fn forward(&self) -> &Script {
@@ -208,18 +218,38 @@ impl Source {
             forward: Option<Script>,
             rollback: Option<Script>,
             probe: Option<Script>,
+            /// SHA-384 of the forward script's bytes, as sqlx computes it.
+            sqlx_checksum: Vec<u8>,
         }
         let mut by_version: BTreeMap<i64, (FileName, PathBuf, Parts)> = BTreeMap::new();
         for (name, path, bytes) in parsed {
+            let sqlx_checksum =
+                (name.kind == Kind::Forward).then(|| Sha384::digest(&bytes).to_vec());
             let script = Script::new(path.clone(), decode(&path, bytes)?, name.kind)?;
-            let kind = name.kind;
+            let (kind, version) = (name.kind, name.version);
             let (_, _, parts) = by_version
                 .entry(name.version)
                 .or_insert_with(|| (name, path, Parts::default()));
-            match kind {
-                Kind::Forward => parts.forward = Some(script),
-                Kind::Rollback => parts.rollback = Some(script),
-                Kind::Probe => parts.probe = Some(script),
+            let slot = match kind {
+                Kind::Forward => &mut parts.forward,
+                Kind::Rollback => &mut parts.rollback,
+                Kind::Probe => &mut parts.probe,
+            };
+            if let Some(first) = slot {
+                // Both spellings: NNN_x.sql and sqlx's NNN_x.up.sql (or .rollback / .down).
+                return Err(Error::InvalidFileName {
+                    path: script.path().to_owned(),
+                    reason: format!(
+                        "migration {version} already has this script in {}: name it either the \
+                         backstop way (NNN_x.sql, NNN_x.rollback.sql) or the sqlx way \
+                         (NNN_x.up.sql, NNN_x.down.sql), not both",
+                        first.path().display()
+                    ),
+                });
+            }
+            *slot = Some(script);
+            if let Some(checksum) = sqlx_checksum {
+                parts.sqlx_checksum = checksum;
             }
         }
         let mut migrations = Vec::with_capacity(by_version.len());
@@ -235,6 +265,7 @@ impl Source {
             migrations.push(Migration {
                 version,
                 description: name.description,
+                sqlx_checksum: parts.sqlx_checksum,
                 checksum: Checksum::of(forward.text()),
                 forward,
                 rollback,

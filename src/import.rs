@@ -1,0 +1,238 @@
+//! Coming from sqlx: backstop's history from sqlx's `_sqlx_migrations`, so that a database
+//! sqlx migrated moves to backstop without running (or re-running) anything.
+//!
+//! Every version sqlx applied successfully is recorded as `imported`, after checking that the
+//! source has it, unmodified (sqlx's checksum is SHA-384 of the file's exact bytes). A failed
+//! (dirty) sqlx row, a version the source lacks, or a modified file is refused, naming it.
+//! `_sqlx_migrations` is left in place. Running it again does nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::backup::Reason;
+use crate::config::Config;
+use crate::connection::database_error;
+use crate::error::Error;
+use crate::history::{self, History, Method, NewRecord};
+use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::source::Source;
+use crate::supersede;
+
+/// The outcome of [`Migrator::import_sqlx`](crate::Migrator::import_sqlx).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// The database file.
+    pub database: PathBuf,
+    /// The versions recorded now (for a dry run: that would be).
+    pub imported: Vec<i64>,
+    /// The versions sqlx applied that backstop's history already had.
+    pub already_recorded: Vec<i64>,
+    /// Imported migrations whose effect a later one removed: `(version, superseded by)`.
+    pub superseded: Vec<(i64, i64)>,
+    /// The backup taken before the import.
+    pub backup: Option<PathBuf>,
+    /// Whether this was a dry run, which changed nothing.
+    pub dry_run: bool,
+}
+
+impl Outcome for ImportReport {
+    fn changed_database(&self) -> bool {
+        !self.imported.is_empty()
+    }
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(backup) = &self.backup {
+            writeln!(f, "{:<14} {}", "backup", backup.display())?;
+        }
+        let verb = if self.dry_run {
+            "would import"
+        } else {
+            "imported"
+        };
+        if self.imported.is_empty() {
+            writeln!(
+                f,
+                "nothing to import: backstop's history already has sqlx's migrations"
+            )?;
+        } else {
+            writeln!(f, "{verb:<14} {:?}", self.imported)?;
+        }
+        for (version, by) in &self.superseded {
+            writeln!(
+                f,
+                "{:<14} {version} (its effect was removed by {by})",
+                "superseded"
+            )?;
+        }
+        writeln!(
+            f,
+            "sqlx's history (_sqlx_migrations) is left in place; backstop does not read it again"
+        )?;
+        if self.dry_run {
+            writeln!(f, "dry run: nothing was changed")?;
+        }
+        Ok(())
+    }
+}
+
+/// One row of `_sqlx_migrations`.
+struct SqlxRow {
+    version: i64,
+    description: String,
+    success: bool,
+    checksum: Vec<u8>,
+    execution_time: i64,
+}
+
+/// How many migrations sqlx recorded (`None`: no sqlx history table).
+pub(crate) async fn sqlx_versions(
+    conn: &mut SqliteConnection,
+) -> Result<Option<usize>, sqlx::Error> {
+    Ok(sqlx_rows(conn).await?.map(|rows| rows.len()))
+}
+
+async fn sqlx_rows(conn: &mut SqliteConnection) -> Result<Option<Vec<SqlxRow>>, sqlx::Error> {
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT version, description, success, checksum, execution_time
+         FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SqlxRow {
+                version: row.try_get(0)?,
+                description: row.try_get(1)?,
+                success: row.try_get(2)?,
+                checksum: row.try_get(3)?,
+                execution_time: row.try_get(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map(Some)
+}
+
+/// Imports sqlx's history into backstop's.
+pub(crate) async fn import_sqlx(
+    pool: &SqlitePool,
+    source: &Source,
+    config: &Config,
+    mode: Mode,
+) -> Result<ImportReport, Error> {
+    run_locked(pool, config, mode, async |session: &mut Session| {
+        import_locked(session, source).await
+    })
+    .await
+}
+
+async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportReport, Error> {
+    let database = session.database().to_owned();
+    let rows = sqlx_rows(session.conn())
+        .await
+        .map_err(|e| database_error(&database, "reading sqlx's history", e))?
+        .ok_or_else(|| Error::NoSqlxHistory {
+            database: database.clone(),
+        })?;
+    let history = session.history().await?;
+    check(&rows, source, &database)?;
+    let (already, new): (Vec<&SqlxRow>, Vec<&SqlxRow>) =
+        rows.iter().partition(|r| history.get(r.version).is_some());
+    let mut report = ImportReport {
+        database: database.clone(),
+        imported: new.iter().map(|r| r.version).collect(),
+        already_recorded: already.iter().map(|r| r.version).collect(),
+        superseded: Vec::new(),
+        backup: None,
+        dry_run: session.mode() == Mode::DryRun,
+    };
+    if new.is_empty() {
+        return Ok(report);
+    }
+    session
+        .take_backup(history.current_version(), Reason::Import)
+        .await?;
+    report.backup = session.backup().map(Path::to_owned);
+    let backup_name = report
+        .backup
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned());
+    let conn = session.conn();
+    history::ensure_current(conn)
+        .await
+        .map_err(|e| database_error(&database, "creating the history table", e))?;
+    for row in &new {
+        let migration = source.get(row.version).expect("checked above");
+        let execution = Duration::from_nanos(u64::try_from(row.execution_time).unwrap_or(0));
+        history::insert(
+            conn,
+            &NewRecord {
+                version: row.version,
+                description: migration.description(),
+                checksum: &migration.checksum().to_hex(),
+                execution_ms: i64::try_from(execution.as_millis()).unwrap_or(i64::MAX),
+                method: Method::Imported,
+                backup: backup_name.as_deref(),
+                rollback_sql: migration.rollback_sql(),
+                probe_sql: migration.probe_sql(),
+            },
+        )
+        .await
+        .map_err(|e| database_error(&database, "recording an imported migration", e))?;
+    }
+    let all = History::read(conn)
+        .await
+        .map_err(|e| database_error(&database, "reading the history", e))?;
+    let imported: Vec<i64> = all
+        .records()
+        .iter()
+        .filter(|r| r.method == Method::Imported)
+        .map(|r| r.version)
+        .collect();
+    report.superseded = supersede::record_imported(conn, source, &imported, &database).await?;
+    tracing::info!(database = %database.display(), imported = ?report.imported, "imported sqlx's history");
+    Ok(report)
+}
+
+/// Refuses a failed sqlx migration, a version the source lacks, and a modified file.
+fn check(rows: &[SqlxRow], source: &Source, database: &Path) -> Result<(), Error> {
+    for row in rows {
+        if !row.success {
+            return Err(Error::SqlxDirty {
+                database: database.to_owned(),
+                version: row.version,
+                description: row.description.clone(),
+            });
+        }
+        let Some(migration) = source.get(row.version) else {
+            return Err(Error::SqlxVersionUnknown {
+                database: database.to_owned(),
+                version: row.version,
+                description: row.description.clone(),
+            });
+        };
+        if migration.sqlx_checksum() != row.checksum.as_slice() {
+            return Err(Error::ChecksumMismatch {
+                version: row.version,
+                path: migration.path().to_owned(),
+                recorded: hex::encode(&row.checksum),
+                actual: hex::encode(migration.sqlx_checksum()),
+            });
+        }
+    }
+    Ok(())
+}
