@@ -162,10 +162,7 @@ async fn a_dirty_unknown_or_modified_sqlx_history_is_refused_by_name() {
         matches!(err, Error::ChecksumMismatch { version: 4, .. }),
         "{err}"
     );
-    assert_eq!(
-        dump(&ws.db()).await.replace("i:0", "i:1"),
-        before.replace("i:0", "i:1")
-    );
+    assert_eq!(dump(&ws.db()).await, before);
     assert!(!ws.backups_dir().exists(), "a refused import left a backup");
 
     // A database without sqlx's history.
