@@ -392,15 +392,28 @@ impl Display for VerifyReport {
                     problem.kind.as_str(),
                     problem.detail
                 )?;
+                if let Some(why) = &problem.allowed {
+                    writeln!(f, "{:<8}     (allowed by the migration: {why})", "")?;
+                }
             }
         }
         let failed = self.migrations.iter().filter(|c| !c.ok).count();
         match failed {
-            0 => writeln!(
-                f,
-                "verified: {} migration(s), every check passed",
-                self.migrations.len()
-            ),
+            0 => {
+                let allowed: usize = self.migrations.iter().map(|c| c.problems.len()).sum();
+                write!(
+                    f,
+                    "verified: {} migration(s), every check passed",
+                    self.migrations.len()
+                )?;
+                match allowed {
+                    0 => writeln!(f),
+                    n => writeln!(
+                        f,
+                        " ({n} problem(s) allowed by the migrations, with their reasons)"
+                    ),
+                }
+            }
             n => writeln!(
                 f,
                 "verify failed: {n} of {} migration(s) have problems",
