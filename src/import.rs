@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::connection::database_error;
 use crate::error::Error;
 use crate::history::{self, History, Method, NewRecord};
-use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::source::Source;
 use crate::supersede;
 
@@ -133,9 +133,12 @@ pub(crate) async fn import_sqlx(
     config: &Config,
     mode: Mode,
 ) -> Result<ImportReport, Error> {
-    run_locked(pool, config, mode, async |session: &mut Session| {
-        import_locked(session, source).await
-    })
+    run_locked(
+        pool,
+        config,
+        (mode, Intent::Backup(Reason::Import)),
+        async |session: &mut Session| import_locked(session, source).await,
+    )
     .await
 }
 
@@ -162,9 +165,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
     if new.is_empty() {
         return Ok(report);
     }
-    session
-        .take_backup(history.current_version(), Reason::Import)
-        .await?;
+    session.take_backup(history.current_version()).await?;
     report.backup = session.backup().map(Path::to_owned);
     let backup_name = report
         .backup

@@ -9,7 +9,7 @@ use crate::backup::Reason;
 use crate::config::{Backups, Config};
 use crate::connection::display_name;
 use crate::error::{BackupError, Error};
-use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 
 /// A backup taken on demand, and the database file it belongs to.
 struct Taken {
@@ -25,24 +25,30 @@ impl Outcome for Taken {
 
 /// Takes a backup of the pool's database now and applies retention; returns its path.
 pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<PathBuf, Error> {
-    let taken = run_locked(pool, config, Mode::Apply, async |session: &mut Session| {
-        let version = session.history().await?.current_version();
-        session.take_backup(version, Reason::Manual).await?;
-        match (session.take_out_backup(), session.file()) {
-            (Some(backup), Some(file)) => Ok(Taken {
-                file: file.to_owned(),
-                path: backup.keep(),
-            }),
-            (_, file) => Err(Error::Backup {
-                database: session.database().to_owned(),
-                path: file.map(Path::to_owned).unwrap_or_default(),
-                cause: match config.backups() {
-                    Backups::Skip => BackupError::Off,
-                    Backups::Take => BackupError::InMemory,
-                },
-            }),
-        }
-    })
+    let intent = Intent::Backup(Reason::Manual);
+    let taken = run_locked(
+        pool,
+        config,
+        (Mode::Apply, intent),
+        async |session: &mut Session| {
+            let version = session.history().await?.current_version();
+            session.take_backup(version).await?;
+            match (session.take_out_backup(), session.file()) {
+                (Some(backup), Some(file)) => Ok(Taken {
+                    file: file.to_owned(),
+                    path: backup.keep(),
+                }),
+                (_, file) => Err(Error::Backup {
+                    database: session.database().to_owned(),
+                    path: file.map(Path::to_owned).unwrap_or_default(),
+                    cause: match config.backups() {
+                        Backups::Skip => BackupError::Off,
+                        Backups::Take => BackupError::InMemory,
+                    },
+                }),
+            }
+        },
+    )
     .await?;
     let dir = config.backup_dir_of(&display_name(pool), &taken.file)?;
     config.prune(&dir, &[&taken.path]);

@@ -18,7 +18,7 @@ use crate::import::sqlx_versions;
 use crate::plan;
 use crate::probe::{Effect, Probe, confirm, probe};
 use crate::report::{Action, MigrateReport, MigrationOutcome};
-use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::source::{Migration, Source};
 use crate::supersede;
 
@@ -64,9 +64,13 @@ pub(crate) async fn migrate(
 
     // 2. to 5., under the write lock.
     let newer = config.newer();
-    let report = run_locked(pool, config, mode, async |session: &mut Session| {
-        migrate_locked(session, source, target, newer).await
-    })
+    let intent = Intent::Backup(Reason::Migrate);
+    let report = run_locked(
+        pool,
+        config,
+        (mode, intent),
+        async |session: &mut Session| migrate_locked(session, source, target, newer).await,
+    )
     .await?;
     if mode == Mode::Apply && !report.is_up_to_date() {
         tracing::info!(
@@ -113,7 +117,7 @@ async fn migrate_locked(
     }
 
     // 3. The backup, before anything is written.
-    session.take_backup(plan.current, Reason::Migrate).await?;
+    session.take_backup(plan.current).await?;
     let backup = session.backup().map(Path::to_owned);
     let backup_name = backup
         .as_deref()

@@ -2,6 +2,9 @@
 //! (`BEGIN IMMEDIATE`), with the backup it took; and [`run_locked`], the one skeleton of every
 //! run that changes the database (lock, work, commit or roll back, retention).
 //!
+//! When the run will want a backup, its copy is made before the lock is taken, while other
+//! writers go on ([`backup::start`]); under the lock the session only brings it up to date.
+//!
 //! A session that is not committed leaves nothing behind: its transaction is rolled back and
 //! its backup, a [`NewBackup`], removes itself. Error paths need no cleanup of their own.
 
@@ -9,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::backup::{NewBackup, Reason, open_source, take};
+use crate::backup::{self, Copy, Journal, NewBackup, Reason};
 use crate::config::{Backups, Config};
 use crate::connection::{
     RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
@@ -25,6 +28,15 @@ pub(crate) enum Mode {
     DryRun,
 }
 
+/// Whether a locked run takes a backup of the database, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// A backup, unless backups are off for the migrator.
+    Backup(Reason),
+    /// A backup even when they are off (a restore's safety backup).
+    SafetyBackup(Reason),
+}
+
 /// What a locked run produced: whether it changed the database, which decides between
 /// commit and rollback.
 pub(crate) trait Outcome {
@@ -38,10 +50,10 @@ pub(crate) trait Outcome {
 pub(crate) async fn run_locked<T: Outcome>(
     pool: &SqlitePool,
     config: &Config,
-    mode: Mode,
+    (mode, intent): (Mode, Intent),
     work: impl AsyncFnOnce(&mut Session) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let mut session = Session::lock(pool, config, mode).await?;
+    let mut session = Session::lock(pool, config, mode, intent).await?;
     let outcome = match work(&mut session).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -57,6 +69,17 @@ pub(crate) async fn run_locked<T: Outcome>(
     Ok(outcome)
 }
 
+/// The reason of the backup a run takes, if it takes one.
+fn wanted(mode: Mode, intent: Intent, config: &Config) -> Option<Reason> {
+    match (mode, intent) {
+        (Mode::DryRun, _) => None,
+        (Mode::Apply, Intent::SafetyBackup(reason)) => Some(reason),
+        (Mode::Apply, Intent::Backup(reason)) => {
+            (config.backups() == Backups::Take).then_some(reason)
+        }
+    }
+}
+
 /// The runner's own connection, holding the write lock.
 pub(crate) struct Session {
     conn: RunnerConnection,
@@ -66,15 +89,23 @@ pub(crate) struct Session {
     file: Option<PathBuf>,
     config: Config,
     mode: Mode,
+    /// The copy made before the lock was taken, to be brought up to date under it.
+    copy: Option<Copy>,
     /// The backup taken in this session.
     backup: Option<NewBackup>,
 }
 
 impl Session {
     /// Opens the runner's connection (its own, with the pool's options, foreign keys off, the
-    /// busy timeout; for a dry run, no spilling of changes to the file) and takes the write
-    /// lock with `BEGIN IMMEDIATE`.
-    pub async fn lock(pool: &SqlitePool, config: &Config, mode: Mode) -> Result<Self, Error> {
+    /// busy timeout; for a dry run, no spilling of changes to the file), copies the database
+    /// when `intent` wants a backup (without a lock: writers go on), and takes the write lock
+    /// with `BEGIN IMMEDIATE`.
+    pub async fn lock(
+        pool: &SqlitePool,
+        config: &Config,
+        mode: Mode,
+        intent: Intent,
+    ) -> Result<Self, Error> {
         let database = display_name(pool);
         if is_read_only(pool) {
             return Err(Error::ReadOnly { database });
@@ -85,24 +116,50 @@ impl Session {
             Mode::DryRun => Use::DryRun { busy_timeout },
         };
         let mut conn = RunnerConnection::open(pool, &database, work).await?;
-        let located = main_file(conn.get()).await;
-        let file = match located {
-            Ok(file) => file,
+        let prepared = async {
+            let file = main_file(conn.get())
+                .await
+                .map_err(|e| database_error(&database, "locating the database file", e))?;
+            let copy = match (&file, wanted(mode, intent, config)) {
+                (Some(file), Some(reason)) => {
+                    let read = async {
+                        let applied = history::applied(conn.get()).await?;
+                        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                            .fetch_one(conn.get())
+                            .await?;
+                        Ok::<_, sqlx::Error>((history::current_version(&applied), mode))
+                    };
+                    let (version, mode) = read
+                        .await
+                        .map_err(|e| database_error(&database, "reading the history", e))?;
+                    let journal = match mode.eq_ignore_ascii_case("wal") {
+                        true => Journal::Wal,
+                        false => Journal::Rollback,
+                    };
+                    let dir = config.backup_dir_of(&database, file)?;
+                    let progress = config.progress();
+                    let target = (file.as_path(), journal);
+                    Some(
+                        backup::start(&dir, target, version, reason, busy_timeout, progress)
+                            .await?,
+                    )
+                }
+                _ => None,
+            };
+            tracing::info!(database = %database.display(), "waiting for the write lock");
+            execute(conn.get(), "BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| lock_error(&database, "taking the write lock", e, busy_timeout))?;
+            Ok::<_, Error>((file, copy))
+        }
+        .await;
+        let (file, copy) = match prepared {
+            Ok(prepared) => prepared,
             Err(e) => {
                 conn.close().await;
-                return Err(database_error(&database, "locating the database file", e));
+                return Err(e);
             }
         };
-        tracing::info!(database = %database.display(), "waiting for the write lock");
-        if let Err(e) = execute(conn.get(), "BEGIN IMMEDIATE").await {
-            conn.close().await;
-            return Err(lock_error(
-                &database,
-                "taking the write lock",
-                e,
-                busy_timeout,
-            ));
-        }
         tracing::info!(database = %database.display(), "write lock taken");
         Ok(Session {
             conn,
@@ -110,6 +167,7 @@ impl Session {
             file,
             config: config.clone(),
             mode,
+            copy,
             backup: None,
         })
     }
@@ -144,29 +202,31 @@ impl Session {
             .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
     }
 
-    /// Takes this session's backup of the database (which holds `version`), unless this is a
-    /// dry run, backups are off or the database is in memory. Call before writing anything.
-    pub async fn take_backup(&mut self, version: i64, reason: Reason) -> Result<(), Error> {
-        if self.mode == Mode::DryRun || self.config.backups() == Backups::Skip {
-            return Ok(());
+    /// Takes this session's backup of the database, which holds `version` (read under the
+    /// lock): brings the copy made before the lock up to date. Nothing when the session wants
+    /// no backup (a dry run, backups off, a database in memory). Call before writing anything.
+    pub async fn take_backup(&mut self, version: i64) -> Result<(), Error> {
+        if let Some((backup, _)) = self.finish_copy(version).await? {
+            self.backup = Some(backup);
         }
-        let Some(file) = self.file.clone() else {
-            tracing::info!("in-memory database: there is no file to back up");
-            return Ok(());
-        };
-        let dir = self.config.backup_dir_of(&self.database, &file)?;
-        let source = open_source(&self.database, &file, self.config.busy_timeout()).await?;
-        let (backup, _) = take(
-            &dir,
-            source,
-            version,
-            reason,
-            self.config.busy_timeout(),
-            self.config.progress(),
-        )
-        .await?;
-        self.backup = Some(backup);
         Ok(())
+    }
+
+    /// Like [`take_backup`](Self::take_backup), but hands the backup over with the connection
+    /// it was read through (for a restore, whose safety backup it is).
+    pub async fn finish_copy(
+        &mut self,
+        version: i64,
+    ) -> Result<Option<(NewBackup, crate::ffi::RawConnection)>, Error> {
+        match self.copy.take() {
+            Some(copy) => Ok(Some(copy.finish(version).await?)),
+            None => {
+                if self.file.is_none() {
+                    tracing::info!("in-memory database: there is no file to back up");
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// The path of this session's backup, if it took one.

@@ -452,77 +452,114 @@ async fn probes_that_misbehave_are_refused_by_name() {
     }
 }
 
+/// The backup is copied before the write lock is taken, while a writer keeps committing, and
+/// brought up to date under the lock: it must hold exactly the state the migration started
+/// from, in WAL and in rollback-journal mode.
 #[tokio::test]
 async fn the_backup_is_exactly_the_state_the_migration_started_from() {
-    let ws = Workspace::new();
-    exec(
-        &ws.db(),
-        "PRAGMA journal_mode = WAL; CREATE TABLE events (id INTEGER PRIMARY KEY, at INTEGER);",
-    )
-    .await;
-    // The migration records how many events it saw, while a writer keeps committing.
-    ws.migration(
-        "001_snapshot",
-        "CREATE TABLE seen AS SELECT count(*) AS n, max(id) AS last FROM events;\n",
-        "DROP TABLE seen;\n",
-        "SELECT count(*) FROM sqlite_master WHERE name = 'seen';\n",
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicI64::new(0));
-    let writer = {
-        let (db, stop, committed) = (ws.db(), stop.clone(), committed.clone());
-        tokio::spawn(async move {
-            let mut conn = connect(&db).await;
-            let mut id = 0;
-            while !stop.load(Ordering::Relaxed) {
-                id += 1;
-                sqlx::query("INSERT INTO events (id, at) VALUES (?, ?)")
-                    .bind(id)
-                    .bind(id)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                committed.store(id, Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-    while committed.load(Ordering::Relaxed) < 200 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let pool = ws.pool().await;
-    let report = ws.migrator().migrate(&pool).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
+    for journal in ["WAL", "DELETE"] {
+        let ws = Workspace::new();
+        exec(
+            &ws.db(),
+            &format!(
+                "PRAGMA journal_mode = {journal};
+                 CREATE TABLE events (id INTEGER PRIMARY KEY, at INTEGER, pad BLOB);
+                 CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3500)
+                 INSERT INTO filler SELECT randomblob(4000) FROM n;"
+            ),
+        )
+        .await;
+        // The migration records how many events it saw, while a writer keeps committing.
+        ws.migration(
+            "001_snapshot",
+            "CREATE TABLE seen AS SELECT count(*) AS n, max(id) AS last FROM events;\n",
+            "DROP TABLE seen;\n",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'seen';\n",
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicI64::new(0));
+        let writer = {
+            let (db, stop, committed) = (ws.db(), stop.clone(), committed.clone());
+            tokio::spawn(async move {
+                let mut conn = connect(&db).await;
+                let mut id = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    sqlx::query("INSERT INTO events (id, at, pad) VALUES (?, ?, randomblob(3000))")
+                        .bind(id)
+                        .bind(id)
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    committed.store(id, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        while committed.load(Ordering::Relaxed) < 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // What the writer had committed when the copy began and when it ended.
+        let during = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let migrator = {
+            let (during, committed) = (during.clone(), committed.clone());
+            ws.migrator().on_backup_progress(move |_| {
+                during
+                    .lock()
+                    .unwrap()
+                    .push(committed.load(Ordering::Relaxed));
+            })
+        };
+        let pool = ws.pool().await;
+        let report = migrator.migrate(&pool).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.store(true, Ordering::Relaxed);
+        writer.await.unwrap();
 
-    let backup = report.backup.unwrap();
-    let seen = query_i64(&ws.db(), "SELECT n FROM seen").await;
-    let in_backup = query_i64(&backup, "SELECT count(*) FROM events").await;
-    let last_in_backup = query_i64(&backup, "SELECT max(id) FROM events").await;
-    assert!(seen >= 200);
-    assert_eq!(
-        in_backup, seen,
-        "the backup and the migration saw different states"
-    );
-    assert_eq!(
-        last_in_backup, in_backup,
-        "the backup is not a consistent prefix"
-    );
-    // Writes continued after the migration and are all in the live database.
-    let total = query_i64(&ws.db(), "SELECT count(*) FROM events").await;
-    assert_eq!(total, committed.load(Ordering::Relaxed));
-    assert!(
-        total > seen,
-        "the writer should have committed after the migration"
-    );
-    // The backup is one self-contained file in rollback-journal mode.
-    let bytes = std::fs::read(&backup).unwrap();
-    assert_eq!(&bytes[18..20], &[1, 1]);
-    assert_eq!(
-        list_dir(&ws.backups_dir()),
-        [backup.file_name().unwrap().to_string_lossy().into_owned()]
-    );
+        let backup = report.backup.unwrap();
+        let seen = query_i64(&ws.db(), "SELECT n FROM seen").await;
+        let in_backup = query_i64(&backup, "SELECT count(*) FROM events").await;
+        let last_in_backup = query_i64(&backup, "SELECT max(id) FROM events").await;
+        let integrity: String = {
+            let mut conn = connect(&backup).await;
+            sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        };
+        assert_eq!(integrity, "ok", "{journal}");
+        assert!(seen >= 200);
+        assert_eq!(
+            in_backup, seen,
+            "{journal}: the backup and the migration saw different states"
+        );
+        assert_eq!(
+            last_in_backup, in_backup,
+            "{journal}: the backup is not a consistent prefix"
+        );
+        let during = during.lock().unwrap().clone();
+        if journal == "WAL" {
+            assert!(
+                during.first() < during.last(),
+                "{journal}: the writer should commit while the backup is copied: {during:?}"
+            );
+        }
+        // Writes continued after the migration and are all in the live database.
+        let total = query_i64(&ws.db(), "SELECT count(*) FROM events").await;
+        assert_eq!(total, committed.load(Ordering::Relaxed), "{journal}");
+        assert!(
+            total > seen,
+            "{journal}: the writer should have committed after the migration"
+        );
+        // The backup is one self-contained file in rollback-journal mode.
+        let bytes = std::fs::read(&backup).unwrap();
+        assert_eq!(&bytes[18..20], &[1, 1]);
+        assert_eq!(
+            list_dir(&ws.backups_dir()),
+            [backup.file_name().unwrap().to_string_lossy().into_owned()]
+        );
+    }
 }
 
 #[tokio::test]

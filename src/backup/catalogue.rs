@@ -47,8 +47,21 @@ pub(crate) struct Entry {
 pub(crate) struct NewNames {
     /// The hidden temporary file the copy is written to.
     pub partial: PathBuf,
-    /// The name it is renamed to once complete.
-    pub complete: PathBuf,
+    dir: PathBuf,
+    /// `<db>.backup-<tag>-<stamp>`.
+    base: String,
+    reason: Reason,
+}
+
+impl NewNames {
+    /// The name the copy is renamed to once complete, holding `version`.
+    pub fn complete_for(&self, version: i64) -> PathBuf {
+        self.dir.join(format!(
+            "{}-v{version}-{}.sqlite3",
+            self.base,
+            self.reason.as_str()
+        ))
+    }
 }
 
 /// What the name of a file in a backup directory says.
@@ -132,23 +145,22 @@ impl BackupDir {
     /// The names of a new backup holding `version`, taken now.
     pub fn new_names(&self, version: i64, reason: Reason) -> NewNames {
         let stamp = timestamp(OffsetDateTime::now_utc());
-        let name = format!(
-            "{}{}-{stamp}-v{version}-{}",
-            self.prefix(),
-            self.tag.as_str(),
-            reason.as_str()
-        );
+        let base = format!("{}{}-{stamp}", self.prefix(), self.tag.as_str());
         NewNames {
-            partial: self.dir.join(format!(".{name}.partial")),
-            complete: self.dir.join(format!("{name}.sqlite3")),
+            partial: self
+                .dir
+                .join(format!(".{base}-v{version}-{}.partial", reason.as_str())),
+            dir: self.dir.clone(),
+            base,
+            reason,
         }
     }
 
     /// Makes the directory ready for a backup: refuses it when another user could write to it,
     /// creates it (with its missing parents) when missing, and removes this database's
-    /// temporary files of interrupted backups. Returns the directories it created, deepest
-    /// first: the caller removes them again if the backup fails. Call only while holding the
-    /// database's write lock: another runner may be writing such a file otherwise.
+    /// temporary files of interrupted backups (a file another run is writing is locked, and
+    /// left alone). Returns the directories it created, deepest first: the caller removes them
+    /// again if the backup fails.
     pub fn prepare(&self) -> Result<Vec<PathBuf>, Error> {
         let created = match std::fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => {
@@ -201,7 +213,9 @@ impl BackupDir {
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
                     .is_some_and(|age| age > UNTAGGED_PARTIAL_AGE),
             };
-            if leftover {
+            // A run writing it holds a lock on it: only an abandoned one goes.
+            let abandoned = std::fs::File::open(&path).is_ok_and(|f| f.try_lock().is_ok());
+            if leftover && abandoned {
                 std::fs::remove_file(&path)?;
                 tracing::info!(path = %path.display(), "removed an interrupted backup");
                 removed += 1;

@@ -19,6 +19,9 @@ pub const STEP_PAGES: i32 = 2048;
 pub(crate) enum CopyFailure {
     /// Another connection held a lock past the busy timeout.
     Busy,
+    /// Other connections kept changing the database while it was copied without a lock (in
+    /// rollback-journal mode each commit restarts the backup API).
+    Restarted,
     /// Anything else.
     Failed(BackupError),
 }
@@ -33,7 +36,7 @@ impl CopyFailure {
     /// The public error: [`Error::Busy`] or [`Error::Backup`] naming `path`.
     pub fn into_error(self, database: &Path, path: &Path, busy_timeout: Duration) -> Error {
         match self {
-            CopyFailure::Busy => Error::Busy {
+            CopyFailure::Busy | CopyFailure::Restarted => Error::Busy {
                 database: database.to_owned(),
                 timeout: busy_timeout,
             },
@@ -47,12 +50,30 @@ impl CopyFailure {
 }
 
 /// Copies the main database of `source` into a new file `dest` with the backup API, makes the
-/// file self-contained and syncs it, and hands the source connection back.
+/// file self-contained and syncs it.
 pub(crate) fn copy_to_new_file(
-    source: RawConnection,
+    source: &RawConnection,
     dest: &Path,
     progress: Option<&ProgressFn>,
-) -> Result<RawConnection, CopyFailure> {
+) -> Result<(), CopyFailure> {
+    copy_pages(source, dest, progress)?;
+    finish_file(dest).map_err(BackupError::io("cannot finish the file"))?;
+    Ok(())
+}
+
+/// Copies the main database of `source` into the file `dest` (created, or overwritten) with
+/// the backup API, reading through `source`'s read transaction when it holds one. The file is
+/// neither self-contained nor synced yet.
+pub(crate) fn copy_pages(
+    source: &RawConnection,
+    dest: &Path,
+    progress: Option<&ProgressFn>,
+) -> Result<(), CopyFailure> {
+    // A copy made again starts from an empty file (no connection has it open here).
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(dest) {
+        file.set_len(0)
+            .map_err(BackupError::io("cannot empty the file"))?;
+    }
     let mut target = RawConnection::open(dest, OpenMode::Create)
         .map_err(BackupError::sqlite("cannot create the file"))?;
     // The partial file is thrown away on any failure: no journal, no syncing until the end.
@@ -62,12 +83,10 @@ pub(crate) fn copy_to_new_file(
     let mut backup =
         Backup::new(&mut target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
     run_steps(&mut backup, progress)?;
-    let (_, source) = backup
+    backup
         .finish()
         .map_err(BackupError::sqlite("cannot finish the copy"))?;
-    drop(target);
-    make_self_contained(dest).map_err(BackupError::io("cannot finish the file"))?;
-    Ok(source)
+    Ok(())
 }
 
 /// Copies the database file `src` into a new file `dest` (for a scratch database): read-only
@@ -77,28 +96,40 @@ pub(crate) async fn copy_database(src: &Path, dest: &Path) -> Result<(), Error> 
     super::blocking(move || {
         let source = RawConnection::open(&from, OpenMode::ReadOnly)
             .map_err(BackupError::sqlite("cannot open the database"))?;
-        copy_to_new_file(source, &to, None).map(drop)
+        copy_to_new_file(&source, &to, None)
     })
     .await
     .map_err(|failure| failure.into_error(src, dest, Duration::ZERO))
 }
+
+/// How many times a copy made without a lock may start over (another connection committed)
+/// before it gives up, to be made under the lock instead.
+const MAX_RESTARTS: u32 = 2;
 
 /// Steps a backup to its end, reporting progress.
 fn run_steps<D: AsRef<RawConnection>, S: AsRef<RawConnection>>(
     backup: &mut Backup<D, S>,
     progress: Option<&ProgressFn>,
 ) -> Result<(), CopyFailure> {
+    let (mut copied_before, mut restarts) = (0, 0);
     loop {
         let step = backup
             .step(STEP_PAGES)
             .map_err(BackupError::sqlite("copying pages"))?;
+        let (copied_pages, total_pages) = backup.progress();
         if let Some(report) = progress {
-            let (copied_pages, total_pages) = backup.progress();
             report(BackupProgress {
                 copied_pages,
                 total_pages,
             });
         }
+        if copied_pages < copied_before {
+            restarts += 1;
+            if restarts > MAX_RESTARTS {
+                return Err(CopyFailure::Restarted);
+            }
+        }
+        copied_before = copied_pages;
         match step {
             Step::Done => return Ok(()),
             Step::More => {}
@@ -110,7 +141,7 @@ fn run_steps<D: AsRef<RawConnection>, S: AsRef<RawConnection>>(
 /// Turns a copy of a WAL-mode database into a rollback-journal one (header bytes 18 and 19,
 /// the file format's read and write versions, from 2 to 1), so that the backup is one
 /// self-contained file, and syncs it to disk.
-fn make_self_contained(path: &Path) -> std::io::Result<()> {
+pub(crate) fn finish_file(path: &Path) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -234,7 +265,7 @@ mod tests {
                 drop(other);
 
                 let reader = RawConnection::open(&live, OpenMode::Existing).unwrap();
-                let reader = copy_to_new_file(reader, &dir.path().join("copy.db"), None).unwrap();
+                copy_to_new_file(&reader, &dir.path().join("copy.db"), None).unwrap();
                 let before = reader.data_version().unwrap();
                 if commit_in_between {
                     writer.exec("INSERT INTO t VALUES (2);").unwrap();

@@ -15,7 +15,8 @@
 //! The parts: [`catalogue`] names, lists and prunes the files; [`identity`] tells whose a
 //! backup is; [`trust`] sets and checks permissions and owners; [`take`] writes a new backup;
 //! [`copy`] drives the backup API (into a new file, or into the live database for a restore);
-//! [`file`] reads a backup's header and history and checks its integrity.
+//! [`wal`] brings a copy up to date from the write-ahead log; [`file`] reads a backup's header
+//! and history and checks its integrity.
 
 mod catalogue;
 mod copy;
@@ -23,6 +24,7 @@ mod file;
 mod identity;
 mod take;
 mod trust;
+mod wal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ pub(crate) use catalogue::{BackupDir, tag_in_name, taken_at_in_name};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub use copy::{STEP_PAGES, bench_copy};
 pub(crate) use file::{Check, Header, backup_history, read_header};
-pub(crate) use take::{NewBackup, open_source, take};
+pub(crate) use take::{Copy, Journal, NewBackup, start};
 pub(crate) use trust::check_file;
 
 /// Progress of a backup or restore, reported after each step.

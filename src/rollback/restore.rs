@@ -8,16 +8,14 @@ use std::path::Path;
 use sqlx::SqlitePool;
 
 use super::choose::{self, Chosen, check_restorable};
-use crate::backup::{
-    BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking, open_source, take,
-};
+use crate::backup::{BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking};
 use crate::config::Config;
 use crate::connection::{database_file, display_name, unlocked_history};
 use crate::error::{BackupError, Error};
 use crate::ffi::RawConnection;
 use crate::history::History;
 use crate::report::{RollbackReport, RollbackStrategy};
-use crate::session::{Mode, Outcome, Session, run_locked};
+use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 
 /// How many times a restore starts over when another process commits between the safety
 /// backup and the restore's lock.
@@ -204,39 +202,42 @@ async fn prepare(
     file: &Path,
     proceed: Proceed,
 ) -> Result<Option<PreparedRestore>, Error> {
-    run_locked(pool, config, Mode::Apply, async |session: &mut Session| {
-        let current = session.history().await?.current_version();
-        if let Proceed::WhileAbove(to) = proceed
-            && to >= current
-        {
-            return Ok(None);
-        }
-        let database = session.database().to_owned();
-        let live = open_source(&database, file, config.busy_timeout()).await?;
-        let (safety, live) = take(
-            dir,
-            live,
-            current,
-            Reason::Rollback,
-            config.busy_timeout(),
-            config.progress(),
-        )
-        .await?;
-        let seen = live.data_version().map_err(|failure| Error::Backup {
-            database,
-            path: file.to_owned(),
-            cause: BackupError::Sqlite {
-                doing: "cannot read the data version",
-                failure,
-            },
-        })?;
-        Ok(Some(PreparedRestore {
-            from_version: current,
-            live,
-            seen,
-            safety,
-        }))
-    })
+    let intent = Intent::SafetyBackup(Reason::Rollback);
+    run_locked(
+        pool,
+        config,
+        (Mode::Apply, intent),
+        async |session: &mut Session| {
+            let current = session.history().await?.current_version();
+            if let Proceed::WhileAbove(to) = proceed
+                && to >= current
+            {
+                return Ok(None);
+            }
+            let database = session.database().to_owned();
+            let Some((safety, live)) = session.finish_copy(current).await? else {
+                return Err(Error::Backup {
+                    database,
+                    path: dir.path().to_owned(),
+                    cause: BackupError::InMemory,
+                });
+            };
+            let seen = live.data_version().map_err(|failure| Error::Backup {
+                database,
+                path: file.to_owned(),
+                cause: BackupError::Sqlite {
+                    doing: "cannot read the data version",
+                    failure,
+                },
+            })?;
+            Ok(Some(PreparedRestore {
+                from_version: current,
+                live,
+                seen,
+                safety,
+            }))
+        },
+    )
     .await
 }
 

@@ -16,7 +16,7 @@ use crate::history;
 use crate::plan::{self, Undo};
 use crate::probe::{Effect, Probe, confirm};
 use crate::report::{Action, MigrationOutcome, RollbackReport};
-use crate::session::{Mode, Session, run_locked};
+use crate::session::{Intent, Mode, Session, run_locked};
 use crate::source::{Script, Source, StoredKind};
 
 /// Rolls back to `to` by scripts; `report` is the report of a rollback that does nothing.
@@ -28,9 +28,13 @@ pub(crate) async fn run(
     mode: Mode,
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
-    let report = run_locked(pool, config, mode, async |session: &mut Session| {
-        undo_locked(session, source, to, report).await
-    })
+    let intent = Intent::Backup(Reason::Rollback);
+    let report = run_locked(
+        pool,
+        config,
+        (mode, intent),
+        async |session: &mut Session| undo_locked(session, source, to, report).await,
+    )
     .await?;
     if mode == Mode::Apply && !report.is_noop() {
         tracing::info!(database = %report.database.display(), from = report.from_version, to, "rolled back by scripts");
@@ -55,7 +59,7 @@ async fn undo_locked(
     }
     // Every migration to undo is known and unmodified, or has its scripts in the history.
     let steps = plan::undo_plan(source, &history, to, &database)?;
-    session.take_backup(current, Reason::Rollback).await?;
+    session.take_backup(current).await?;
     report.safety_backup = session.backup().map(Path::to_owned);
     let conn = session.conn();
     let fk_before = violations_before(conn, &database).await?;
