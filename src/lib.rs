@@ -166,6 +166,6 @@ macro_rules! embed_migrations {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backup::{STEP_PAGES, bench_copy};
+    pub use crate::backup::{BenchCopy, STEP_PAGES, bench_copy};
     pub use include_dir;
 }

@@ -74,7 +74,7 @@ pub(crate) fn copy_pages(
         file.set_len(0)
             .map_err(BackupError::io("cannot empty the file"))?;
     }
-    let mut target = RawConnection::open(dest, OpenMode::Create)
+    let mut target = RawConnection::open(dest, OpenMode::Copy)
         .map_err(BackupError::sqlite("cannot create the file"))?;
     // The partial file is thrown away on any failure: no journal, no syncing until the end.
     target
@@ -206,32 +206,43 @@ impl LockedRestore {
     }
 }
 
-/// For the benchmark only: copies the database file `src` into a new file `dest` the way a
-/// backup copies it (no journal, no sync), `step_pages` pages per step (-1: all at once), the
-/// source read through a memory map of `mmap_size` bytes when given.
+/// For the benchmark only: how [`bench_copy`] copies.
 #[doc(hidden)]
-pub fn bench_copy(
-    src: &Path,
-    dest: &Path,
-    step_pages: i32,
-    mmap_size: Option<u64>,
-) -> Result<(), BackupError> {
+#[derive(Debug, Clone, Copy)]
+pub struct BenchCopy {
+    /// Pages per `sqlite3_backup_step` (-1: all at once).
+    pub step_pages: i32,
+    /// The source read through a memory map of this many bytes.
+    pub mmap_size: Option<u64>,
+    /// The destination's page writes gathered into large writes, as a backup does.
+    pub gather_writes: bool,
+}
+
+/// For the benchmark only: copies the database file `src` into a new file `dest` the way a
+/// backup copies it (no journal, no sync), as `how` says.
+#[doc(hidden)]
+pub fn bench_copy(src: &Path, dest: &Path, how: BenchCopy) -> Result<(), BackupError> {
     let source = RawConnection::open(src, OpenMode::Existing)
         .map_err(BackupError::sqlite("cannot open the database"))?;
-    if let Some(size) = mmap_size {
+    if let Some(size) = how.mmap_size {
         source
             .exec(&format!("PRAGMA mmap_size = {size}"))
             .map_err(BackupError::sqlite("cannot map the database"))?;
     }
-    let target = RawConnection::open(dest, OpenMode::Create)
-        .map_err(BackupError::sqlite("cannot create the file"))?;
+    let mode = if how.gather_writes {
+        OpenMode::Copy
+    } else {
+        OpenMode::Create
+    };
+    let target =
+        RawConnection::open(dest, mode).map_err(BackupError::sqlite("cannot create the file"))?;
     target
         .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
         .map_err(BackupError::sqlite("cannot prepare the file"))?;
     let mut backup =
         Backup::new(target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
     while backup
-        .step(step_pages)
+        .step(how.step_pages)
         .map_err(BackupError::sqlite("copying pages"))?
         != Step::Done
     {}
@@ -274,6 +285,51 @@ mod tests {
                 let changed = restore.data_version().unwrap() != before;
                 assert_eq!(changed, commit_in_between, "{mode}");
             }
+        }
+    }
+
+    /// Makes a database of about `rows` KiB at `path`, with pages of `page_size` bytes.
+    fn database(path: &Path, page_size: u32, rows: u32) {
+        let conn = RawConnection::open(path, OpenMode::Create).unwrap();
+        conn.exec(&format!(
+            "PRAGMA page_size = {page_size}; CREATE TABLE t (x BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+             INSERT INTO t SELECT randomblob(1000) FROM n; CREATE INDEX t_x ON t (x);"
+        ))
+        .unwrap();
+    }
+
+    /// Gathered writes leave the same bytes as SQLite's own page writes: across the 1 MiB
+    /// chunks, for small and large pages, and over a larger file the copy must shrink.
+    #[test]
+    fn gathered_writes_make_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (big, small) = (dir.path().join("big.db"), dir.path().join("small.db"));
+        database(&big, 4096, 12_000);
+        for page_size in [1024, 4096, 65536] {
+            std::fs::remove_file(&small).ok();
+            database(&small, page_size, 9_000);
+            let copy = |dest: &Path, src: &Path, gather_writes: bool| {
+                let how = BenchCopy {
+                    step_pages: STEP_PAGES,
+                    mmap_size: None,
+                    gather_writes,
+                };
+                bench_copy(src, dest, how).unwrap();
+            };
+            let (plain, gathered) = (dir.path().join("plain.db"), dir.path().join("gathered.db"));
+            copy(&plain, &big, false);
+            copy(&plain, &small, false);
+            copy(&gathered, &big, true);
+            copy(&gathered, &small, true);
+            let plain_bytes = std::fs::read(&plain).unwrap();
+            assert!(plain_bytes.len() > 8 << 20, "{}", plain_bytes.len());
+            assert!(
+                std::fs::read(&gathered).unwrap() == plain_bytes,
+                "page size {page_size}: the files differ"
+            );
+            std::fs::remove_file(&plain).unwrap();
+            std::fs::remove_file(&gathered).unwrap();
         }
     }
 }

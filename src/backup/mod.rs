@@ -33,8 +33,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub(crate) use catalogue::{BackupDir, tag_in_name, taken_at_in_name};
+pub use copy::{BenchCopy, STEP_PAGES, bench_copy};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
-pub use copy::{STEP_PAGES, bench_copy};
 pub(crate) use file::{Check, Header, backup_history, read_header};
 pub(crate) use take::{Copy, Journal, NewBackup, start};
 pub(crate) use trust::check_file;

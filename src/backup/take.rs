@@ -188,7 +188,13 @@ fn copy_snapshot(
             .map_err(BackupError::sqlite("cannot read a snapshot"))?;
     }
     match copy_pages(source, partial, progress) {
-        Ok(()) => Ok(source.data_version().ok()),
+        Ok(()) => {
+            // Synced now, without the lock: under it, only what catches up is left to sync.
+            File::open(partial)
+                .and_then(|file| file.sync_data())
+                .map_err(BackupError::io("cannot sync the copy"))?;
+            Ok(source.data_version().ok())
+        }
         Err(CopyFailure::Failed(cause)) => Err(cause),
         Err(CopyFailure::Busy | CopyFailure::Restarted) => Ok(None),
     }

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use libsqlite3_sys as sys;
 
+mod coalesce;
+
 /// A failure reported by SQLite: its (extended) result code and what SQLite said.
 ///
 /// ```
@@ -110,6 +112,9 @@ pub(crate) enum OpenMode {
     Create,
     /// An existing file, read-only (nothing is ever written to it).
     ReadOnly,
+    /// A new file that a backup writes from start to end, without a journal: created, or
+    /// reused, and written through a VFS that gathers its page writes ([`coalesce`]).
+    Copy,
 }
 
 impl RawConnection {
@@ -126,13 +131,22 @@ impl RawConnection {
             })?;
         let flags = match mode {
             OpenMode::Existing => sys::SQLITE_OPEN_READWRITE,
-            OpenMode::Create => sys::SQLITE_OPEN_READWRITE | sys::SQLITE_OPEN_CREATE,
+            OpenMode::Create | OpenMode::Copy => {
+                sys::SQLITE_OPEN_READWRITE | sys::SQLITE_OPEN_CREATE
+            }
             OpenMode::ReadOnly => sys::SQLITE_OPEN_READONLY,
         } | sys::SQLITE_OPEN_NOMUTEX;
+        let vfs = match mode {
+            OpenMode::Copy => match coalesce::register() {
+                sys::SQLITE_OK => coalesce::NAME.as_ptr(),
+                rc => return Err(SqliteFailure::from_code(rc)),
+            },
+            _ => ptr::null(),
+        };
         let mut db = ptr::null_mut();
-        // SAFETY: valid NUL-terminated path, out-pointer to a local; a null VFS name means the
-        // default VFS.
-        let rc = unsafe { sys::sqlite3_open_v2(c_path.as_ptr(), &mut db, flags, ptr::null()) };
+        // SAFETY: valid NUL-terminated path, out-pointer to a local; the VFS name is null (the
+        // default VFS) or a registered VFS's.
+        let rc = unsafe { sys::sqlite3_open_v2(c_path.as_ptr(), &mut db, flags, vfs) };
         // Even on failure SQLite usually hands back a handle that must be closed.
         let conn = NonNull::new(db).map(|db| RawConnection { db });
         match (rc, conn) {
