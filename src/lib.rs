@@ -3,8 +3,10 @@
 //! `backstop` migrates a SQLite database that other processes may have open, and keeps the way
 //! back open:
 //!
-//! - **Online backup first.** Before any change the runner copies the database with SQLite's
-//!   backup API while it holds the write lock, so the copy is exactly the pre-migration state.
+//! - **Online backup first, writers don't wait for it.** Before any change the runner copies
+//!   the database with SQLite's backup API from a read snapshot, then, under the write lock,
+//!   brings the copy up to date with what was committed meanwhile: the copy is exactly the
+//!   pre-migration state, and other writers wait only for the catch-up.
 //! - **All or nothing.** Every pending migration runs in one `BEGIN IMMEDIATE` transaction;
 //!   on any error the database is exactly as before.
 //! - **Idempotency probes.** Each migration has a probe query that says whether its effect is

@@ -221,8 +221,11 @@ impl Migrator {
         import_sqlx(pool, &self.source, &self.config, Mode::DryRun).await
     }
 
-    /// Takes a backup of the database now, under its write lock (other writers wait while
-    /// it is copied; readers do not), and applies retention. Returns the backup's path.
+    /// Takes a backup of the database now and applies retention. Returns the backup's path.
+    ///
+    /// The copy is made from a read snapshot while other connections go on writing, then
+    /// brought up to date under the write lock (other writers wait only for that; readers
+    /// never): the backup is exactly the database at the moment the lock was taken.
     ///
     /// # Errors
     /// [`Error::Backup`] when backups are off ([`without_backups`](Self::without_backups)),
