@@ -1,6 +1,7 @@
 //! The command line's arguments.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -67,7 +68,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         to_version: i64,
         /// Restore a verified backup that holds the version, or run the rollback scripts
-        #[arg(long, default_value = "backup", value_parser = parse_strategy)]
+        #[arg(long, default_value = "backup", value_parser = RollbackStrategy::from_str)]
         strategy: RollbackStrategy,
         /// Report what would happen; change nothing
         #[arg(long)]
@@ -111,23 +112,30 @@ fn seconds_text(d: Duration) -> String {
     d.as_secs_f64().to_string()
 }
 
-/// Seconds, at most what SQLite can wait.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    let max = MAX_BUSY_TIMEOUT.as_secs_f64();
-    if !seconds.is_finite() || !(0.0..=max).contains(&seconds) {
-        return Err(format!(
-            "{text} is not between 0 and {max} seconds (about 24.8 days, the longest SQLite waits)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// A `--busy-timeout` that is not a number of seconds SQLite can wait.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum BadSeconds {
+    #[error("{0:?} is not a number of seconds")]
+    NotANumber(String),
+    #[error(
+        "{text} is not between 0 and {max} seconds (about 24.8 days, the longest SQLite waits)"
+    )]
+    OutOfRange { text: String, max: f64 },
 }
 
-fn parse_strategy(text: &str) -> Result<RollbackStrategy, String> {
-    text.parse()
-        .map_err(|e: crate::report::UnknownStrategy| e.to_string())
+/// Seconds, at most what SQLite can wait.
+fn parse_seconds(text: &str) -> Result<Duration, BadSeconds> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| BadSeconds::NotANumber(text.to_owned()))?;
+    let max = MAX_BUSY_TIMEOUT.as_secs_f64();
+    if !seconds.is_finite() || !(0.0..=max).contains(&seconds) {
+        return Err(BadSeconds::OutOfRange {
+            text: text.to_owned(),
+            max,
+        });
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! The error type of every fallible operation in this crate.
 
 mod backup;
+mod format;
+mod kind;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::ffi::SqliteFailure;
 pub use backup::BackupError;
+pub(crate) use format::shorten;
+use format::{format_backups, format_violations};
 
 /// Everything that can go wrong while loading migrations, migrating, rolling back or
 /// inspecting a database.
@@ -385,45 +389,6 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// A stable, machine-readable name of the variant (`"checksum_mismatch"`, `"busy"`, ...),
-    /// for tools that read the CLI's JSON errors.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Io { .. } => "io",
-            Error::InvalidFileName { .. } => "invalid_file_name",
-            Error::DuplicateVersion { .. } => "duplicate_version",
-            Error::MissingFile { .. } => "missing_file",
-            Error::InvalidUtf8 { .. } => "invalid_utf8",
-            Error::EmptyScript { .. } => "empty_script",
-            Error::InvalidScript { .. } => "invalid_script",
-            Error::ChecksumMismatch { .. } => "checksum_mismatch",
-            Error::UnknownVersions { .. } => "unknown_versions",
-            Error::OutOfOrder { .. } => "out_of_order",
-            Error::UnknownTarget { .. } => "unknown_target",
-            Error::TargetBelowCurrent { .. } => "target_below_current",
-            Error::VersionNotApplied { .. } => "version_not_applied",
-            Error::NoBackup { .. } => "no_backup",
-            Error::Busy { .. } => "busy",
-            Error::NotADatabase { .. } => "not_a_database",
-            Error::Statement { .. } => "statement",
-            Error::Probe { .. } => "probe",
-            Error::ProbeNotConfirmed { .. } => "probe_not_confirmed",
-            Error::ForeignKeyViolation { .. } => "foreign_key_violation",
-            Error::Backup { .. } => "backup",
-            Error::UnsafeBackupPath { .. } => "unsafe_backup_path",
-            Error::ForeignBackup { .. } => "foreign_backup",
-            Error::PrivateDatabase { .. } => "private_database",
-            Error::ReadOnly { .. } => "read_only",
-            Error::SqlxHistory { .. } => "sqlx_history",
-            Error::NoSqlxHistory { .. } => "no_sqlx_history",
-            Error::SqlxDirty { .. } => "sqlx_dirty",
-            Error::SqlxVersionUnknown { .. } => "sqlx_version_unknown",
-            Error::Database { .. } => "database",
-        }
-    }
-}
-
 /// One row of `PRAGMA foreign_key_check`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForeignKeyViolation {
@@ -433,46 +398,4 @@ pub struct ForeignKeyViolation {
     pub rowid: Option<i64>,
     /// The table it refers to.
     pub parent: String,
-}
-
-fn format_violations(violations: &[ForeignKeyViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| match v.rowid {
-            Some(rowid) => format!("{} row {} -> {}", v.table, rowid, v.parent),
-            None => format!("{} -> {}", v.table, v.parent),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn format_backups(backups: &[(PathBuf, Option<i64>)]) -> String {
-    if backups.is_empty() {
-        return "none".to_owned();
-    }
-    backups
-        .iter()
-        .map(|(path, version)| {
-            let name = path
-                .file_name()
-                .unwrap_or(path.as_os_str())
-                .to_string_lossy();
-            match version {
-                Some(v) => format!("{name} (version {v})"),
-                None => format!("{name} (unreadable)"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Shorten a statement for an error message: one line, at most 160 characters.
-pub(crate) fn shorten(statement: &str) -> String {
-    let one_line = statement.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= 160 {
-        one_line
-    } else {
-        let cut: String = one_line.chars().take(157).collect();
-        format!("{cut}...")
-    }
 }
