@@ -815,3 +815,62 @@ async fn status_reports_each_probe_even_when_others_misbehave() {
     );
     assert_eq!(status.migrations[1].probe, Some(1));
 }
+
+/// A history table written by an older build (without the columns added since) is read as it
+/// is, and brought up to the current definition by the next run that writes, keeping its rows.
+#[tokio::test]
+async fn an_older_builds_history_table_is_read_and_upgraded() {
+    let ws = Workspace::new();
+    two_migrations(&ws);
+    let pool = ws.pool().await;
+    ws.migrator().migrate_to(&pool, 1).await.unwrap();
+    pool.close().await;
+    // The table as the first release defined it, with the same row.
+    exec(
+        &ws.db(),
+        "CREATE TABLE old_history (
+             version      INTEGER PRIMARY KEY NOT NULL,
+             description  TEXT    NOT NULL,
+             checksum     TEXT    NOT NULL,
+             applied_at   TEXT    NOT NULL,
+             execution_ms INTEGER NOT NULL,
+             method       TEXT    NOT NULL CHECK (method IN ('applied', 'adopted')),
+             backup       TEXT
+         );
+         INSERT INTO old_history
+             SELECT version, description, checksum, applied_at, execution_ms, method, backup
+             FROM _backstop_migrations;
+         DROP TABLE _backstop_migrations;
+         ALTER TABLE old_history RENAME TO _backstop_migrations;",
+    )
+    .await;
+
+    let pool = ws.pool().await;
+    let status = ws.migrator().status(&pool).await.unwrap();
+    assert_eq!((status.current_version, status.latest_version), (1, 2));
+    let first = &status.migrations[0];
+    assert_eq!(
+        (first.state, first.checksum_ok, first.probe),
+        (backstop::State::Applied, Some(true), Some(1)),
+        "{status}"
+    );
+    let report = ws
+        .migrator()
+        .without_backups()
+        .migrate(&pool)
+        .await
+        .unwrap();
+    assert_eq!((report.from_version, report.to_version), (1, 2));
+    pool.close().await;
+    assert_eq!(
+        history(&ws.db()).await,
+        [(1, "applied".to_owned()), (2, "applied".to_owned())]
+    );
+    let columns = query_i64(
+        &ws.db(),
+        "SELECT count(*) FROM pragma_table_info('_backstop_migrations')
+         WHERE name IN ('superseded_by', 'rollback_sql', 'probe_sql')",
+    )
+    .await;
+    assert_eq!(columns, 3);
+}

@@ -74,12 +74,7 @@ pub(crate) fn copy_pages(
         file.set_len(0)
             .map_err(BackupError::io("cannot empty the file"))?;
     }
-    let mut target = RawConnection::open(dest, OpenMode::Copy)
-        .map_err(BackupError::sqlite("cannot create the file"))?;
-    // The partial file is thrown away on any failure: no journal, no syncing until the end.
-    target
-        .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
-        .map_err(BackupError::sqlite("cannot prepare the file"))?;
+    let mut target = open_destination(dest, OpenMode::Copy)?;
     let mut backup =
         Backup::new(&mut target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
     run_steps(&mut backup, progress)?;
@@ -87,6 +82,17 @@ pub(crate) fn copy_pages(
         .finish()
         .map_err(BackupError::sqlite("cannot finish the copy"))?;
     Ok(())
+}
+
+/// Opens the file a copy is written into. It is thrown away on any failure: no journal, no
+/// syncing until the end.
+fn open_destination(dest: &Path, mode: OpenMode) -> Result<RawConnection, BackupError> {
+    let target =
+        RawConnection::open(dest, mode).map_err(BackupError::sqlite("cannot create the file"))?;
+    target
+        .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+        .map_err(BackupError::sqlite("cannot prepare the file"))?;
+    Ok(target)
 }
 
 /// Copies the database file `src` into a new file `dest` (for a scratch database): read-only
@@ -234,11 +240,7 @@ pub fn bench_copy(src: &Path, dest: &Path, how: BenchCopy) -> Result<(), BackupE
     } else {
         OpenMode::Create
     };
-    let target =
-        RawConnection::open(dest, mode).map_err(BackupError::sqlite("cannot create the file"))?;
-    target
-        .exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
-        .map_err(BackupError::sqlite("cannot prepare the file"))?;
+    let target = open_destination(dest, mode)?;
     let mut backup =
         Backup::new(target, source).map_err(BackupError::sqlite("cannot start the copy"))?;
     while backup

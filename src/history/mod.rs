@@ -43,6 +43,33 @@ impl Method {
     }
 }
 
+/// A row as read, before its method is parsed.
+struct Row {
+    version: i64,
+    description: String,
+    checksum: String,
+    applied_at: OffsetDateTime,
+    method: String,
+    superseded_by: Option<i64>,
+    rollback_sql: Option<String>,
+    probe_sql: Option<String>,
+}
+
+impl From<Row> for Record {
+    fn from(row: Row) -> Self {
+        Record {
+            version: row.version,
+            description: row.description,
+            checksum: row.checksum,
+            applied_at: row.applied_at,
+            method: Method::parse(&row.method),
+            superseded_by: row.superseded_by,
+            rollback_sql: row.rollback_sql,
+            probe_sql: row.probe_sql,
+        }
+    }
+}
+
 /// One row of the history table.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -167,50 +194,33 @@ impl History {
     /// Reads the history. A database without the table is at version 0; a table of an older
     /// build (without the newer columns) is read too; every other error is returned.
     pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
-        let records = if write::is_current(conn).await? {
-            let rows = sqlx::query!(
+        // An older build's table lacks the newer columns: they read as NULL.
+        let rows = if write::is_current(conn).await? {
+            sqlx::query_as!(
+                Row,
                 r#"SELECT version AS "version!", description, checksum,
                           applied_at AS "applied_at: OffsetDateTime", method, superseded_by,
                           rollback_sql, probe_sql
                    FROM _backstop_migrations ORDER BY version"#
             )
             .fetch_all(conn)
-            .await;
-            without_table_is_empty(rows)?
-                .into_iter()
-                .map(|r| Record {
-                    version: r.version,
-                    description: r.description,
-                    checksum: r.checksum,
-                    applied_at: r.applied_at,
-                    method: Method::parse(&r.method),
-                    superseded_by: r.superseded_by,
-                    rollback_sql: r.rollback_sql,
-                    probe_sql: r.probe_sql,
-                })
-                .collect()
+            .await
         } else {
-            let rows = sqlx::query!(
+            sqlx::query_as!(
+                Row,
                 r#"SELECT version AS "version!", description, checksum,
-                          applied_at AS "applied_at: OffsetDateTime", method
+                          applied_at AS "applied_at: OffsetDateTime", method,
+                          NULL AS "superseded_by?: i64", NULL AS "rollback_sql?: String",
+                          NULL AS "probe_sql?: String"
                    FROM _backstop_migrations ORDER BY version"#
             )
             .fetch_all(conn)
-            .await;
-            without_table_is_empty(rows)?
-                .into_iter()
-                .map(|r| Record {
-                    version: r.version,
-                    description: r.description,
-                    checksum: r.checksum,
-                    applied_at: r.applied_at,
-                    method: Method::parse(&r.method),
-                    superseded_by: None,
-                    rollback_sql: None,
-                    probe_sql: None,
-                })
-                .collect()
+            .await
         };
+        let records = without_table_is_empty(rows)?
+            .into_iter()
+            .map(Record::from)
+            .collect();
         Ok(History { records })
     }
 }

@@ -12,6 +12,7 @@
 //! scripts: `-- verify: allow rollback_inexact: the rollback goes to the layout the previous
 //! release creates`. The problem is still reported, with that reason, and does not fail.
 
+mod allowance;
 mod snapshot;
 
 use std::fmt::{self, Display, Formatter};
@@ -27,6 +28,7 @@ use crate::execute::run_script;
 use crate::history::History;
 use crate::probe::{Effect, Probe, probe};
 use crate::source::{Migration, Script, Source};
+use allowance::allowances;
 use snapshot::Snapshot;
 
 /// The outcome of [`verify`].
@@ -256,61 +258,6 @@ async fn checks(
     Ok(())
 }
 
-/// A kind of problem a migration accepts, and why: a line of one of its scripts,
-/// `-- verify: allow <kind>[ in <name>, <name>...]: <why>`. With names, only differences
-/// confined to those schema objects and tables are accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Allowance {
-    kind: String,
-    within: Option<Vec<String>>,
-    why: String,
-}
-
-impl Allowance {
-    fn parse(line: &str) -> Option<Self> {
-        let rest = line.trim_start().strip_prefix("--")?.trim_start();
-        let rest = rest
-            .strip_prefix("verify:")?
-            .trim_start()
-            .strip_prefix("allow")?;
-        let (what, why) = rest.trim_start().split_once(':')?;
-        let (kind, within) = match what.split_once(" in ") {
-            Some((kind, names)) => (
-                kind.trim(),
-                Some(names.split(',').map(|n| n.trim().to_owned()).collect()),
-            ),
-            None => (what.trim(), None),
-        };
-        let allowable = [
-            "loose_probe",
-            "probe_not_confirmed",
-            "rollback_inexact",
-            "reapply_differs",
-        ];
-        allowable.contains(&kind).then(|| Allowance {
-            kind: kind.to_owned(),
-            within,
-            why: why.trim().to_owned(),
-        })
-    }
-
-    fn covers(&self, problem: &Problem) -> bool {
-        self.kind == problem.kind.as_str()
-            && self.within.as_ref().is_none_or(|names| {
-                !problem.differing.is_empty() && problem.differing.iter().all(|d| names.contains(d))
-            })
-    }
-}
-
-/// What a migration's scripts allow. A failing script or probe cannot be allowed.
-fn allowances(migration: &Migration) -> Vec<Allowance> {
-    [migration.forward(), migration.rollback(), migration.probe()]
-        .iter()
-        .flat_map(|script| script.text().lines())
-        .filter_map(Allowance::parse)
-        .collect()
-}
-
 /// Runs a script in its own transaction, as the runner would.
 async fn run(
     conn: &mut SqliteConnection,
@@ -361,6 +308,14 @@ async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, Problem> {
 }
 
 impl ProblemKind {
+    /// The kinds a migration may allow (a failing script or probe cannot be allowed).
+    const ALLOWABLE: [ProblemKind; 4] = [
+        ProblemKind::LooseProbe,
+        ProblemKind::ProbeNotConfirmed,
+        ProblemKind::RollbackInexact,
+        ProblemKind::ReapplyDiffers,
+    ];
+
     /// The kind as in JSON: `"loose_probe"`, `"rollback_inexact"`, ...
     pub fn as_str(self) -> &'static str {
         match self {
@@ -419,37 +374,6 @@ impl Display for VerifyReport {
                 "verify failed: {n} of {} migration(s) have problems",
                 self.migrations.len()
             ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allowances_name_a_kind_maybe_some_objects_and_a_reason() {
-        let a =
-            Allowance::parse("-- verify: allow reapply_differs in carry, notes: why not").unwrap();
-        assert_eq!(a.kind, "reapply_differs");
-        assert_eq!(a.within, Some(vec!["carry".to_owned(), "notes".to_owned()]));
-        assert_eq!(a.why, "why not");
-        let problem = |differing: &[&str]| Problem {
-            kind: ProblemKind::ReapplyDiffers,
-            detail: String::new(),
-            allowed: None,
-            differing: differing.iter().map(|d| d.to_string()).collect(),
-        };
-        assert!(a.covers(&problem(&["carry"])));
-        assert!(!a.covers(&problem(&["carry", "users"])));
-        let any = Allowance::parse("--verify: allow rollback_inexact: legacy layout").unwrap();
-        assert_eq!(any.within, None);
-        for refused in [
-            "-- verify: allow script_failed: no",
-            "-- verify allow rollback_inexact: no colon after verify",
-            "SELECT 1; -- verify: allow rollback_inexact: not a comment line",
-        ] {
-            assert_eq!(Allowance::parse(refused), None, "{refused}");
         }
     }
 }
