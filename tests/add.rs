@@ -103,12 +103,7 @@ fn the_command_line_adds_without_opening_a_database() {
         .args(["--json", "add", "first_table"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added = success_json(&out);
     assert_eq!(added["version"], 1);
     assert_eq!(added["files"].as_array().unwrap().len(), 3);
     assert_eq!(list_dir(&ws.path().join("migrations")).len(), 3);

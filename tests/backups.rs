@@ -31,19 +31,8 @@ fn set_mode(path: &Path, mode: u32) {
 
 /// Two migrations that change a table of the database's own.
 fn migrations(ws: &Workspace) {
-    ws.migration(
-        "001_people",
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n\
-         INSERT INTO people (name) VALUES ('ada');\n",
-        "DROP TABLE people;\n",
-        "SELECT count(*) FROM sqlite_master WHERE name = 'people';\n",
-    );
-    ws.migration(
-        "002_email",
-        "ALTER TABLE people ADD COLUMN email TEXT;\n",
-        "ALTER TABLE people DROP COLUMN email;\n",
-        "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'email';\n",
-    );
+    ws.people_migration();
+    ws.email_migration();
 }
 
 /// A database at `path` with a table of its own holding `marker`.
@@ -558,13 +547,7 @@ async fn restoring_the_safety_backup_undoes_a_rollback() {
         None,
         &["--json", "restore", &undo.to_string_lossy()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = success_json(&out);
     assert_eq!(
         (json["from_version"].as_i64(), json["to_version"].as_i64()),
         (Some(2), Some(0))

@@ -12,13 +12,7 @@ use common::*;
 use serde_json::Value;
 
 fn migrations(ws: &Workspace) {
-    ws.migration(
-        "001_people",
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n\
-         INSERT INTO people (name) VALUES ('ada');\n",
-        "DROP TABLE people;\n",
-        "SELECT count(*) FROM sqlite_master WHERE name = 'people';\n",
-    );
+    ws.people_migration();
 }
 
 /// The CLI in the workspace, with `DATABASE_URL` set to `url` (or unset).

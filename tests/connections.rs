@@ -13,19 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, SqlitePool};
 
 fn migrations(ws: &Workspace) {
-    ws.migration(
-        "001_people",
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n\
-         INSERT INTO people (name) VALUES ('ada');\n",
-        "DROP TABLE people;\n",
-        "SELECT count(*) FROM sqlite_master WHERE name = 'people';\n",
-    );
-    ws.migration(
-        "002_email",
-        "ALTER TABLE people ADD COLUMN email TEXT;\n",
-        "ALTER TABLE people DROP COLUMN email;\n",
-        "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'email';\n",
-    );
+    ws.people_migration();
+    ws.email_migration();
 }
 
 /// The private databases sqlx can open: every new connection is another, empty one.

@@ -186,12 +186,7 @@ async fn the_command_line_imports_in_json() {
         .args(["--json", "import-sqlx"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = success_json(&out);
     assert_eq!(json["imported"].as_array().unwrap().len(), 21);
     assert!(
         json["backup"].as_str().unwrap().contains("-v0-import"),

@@ -235,13 +235,7 @@ async fn the_command_line_verifies_in_json_with_an_exit_code() {
             .unwrap()
     };
     let out = run(&ws, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = success_json(&out);
     assert_eq!(json["ok"], true);
     assert_eq!(json["migrations"][0]["version"], 1);
     assert_eq!(json["migrations"][0]["ok"], true);

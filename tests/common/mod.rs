@@ -53,6 +53,27 @@ impl Workspace {
         self.write(&format!("{stem}.probe.sql"), probe)
     }
 
+    /// `001_people`: a table `people` holding one row ('ada').
+    pub fn people_migration(&self) -> &Self {
+        self.migration(
+            "001_people",
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n\
+             INSERT INTO people (name) VALUES ('ada');\n",
+            "DROP TABLE people;\n",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'people';\n",
+        )
+    }
+
+    /// `002_email`: a column `email` on `people`.
+    pub fn email_migration(&self) -> &Self {
+        self.migration(
+            "002_email",
+            "ALTER TABLE people ADD COLUMN email TEXT;\n",
+            "ALTER TABLE people DROP COLUMN email;\n",
+            "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'email';\n",
+        )
+    }
+
     pub fn source(&self) -> Source {
         Source::from_dir(self.migrations_dir()).expect("valid source")
     }
@@ -271,4 +292,16 @@ pub fn cli() -> PathBuf {
             .to_owned()
     })
     .clone()
+}
+
+/// The JSON a CLI run printed on stdout, after checking that it succeeded (else its stderr is
+/// the failure's message).
+pub fn success_json(out: &std::process::Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
