@@ -22,6 +22,7 @@ mod catalogue;
 mod copy;
 mod file;
 mod identity;
+mod name;
 mod take;
 mod trust;
 mod wal;
@@ -32,10 +33,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub(crate) use catalogue::{BackupDir, tag_in_name, taken_at_in_name};
+pub(crate) use catalogue::BackupDir;
 pub use copy::{BenchCopy, STEP_PAGES, bench_copy};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub(crate) use file::{Check, Header, backup_history, read_header};
+pub(crate) use name::{tag_in_name, taken_at_in_name};
 pub(crate) use take::{Copy, Journal, NewBackup, start};
 pub(crate) use trust::check_file;
 

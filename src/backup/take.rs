@@ -16,9 +16,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::catalogue::{BackupDir, NewNames};
+use super::catalogue::BackupDir;
 use super::copy::{CopyFailure, copy_pages, finish_file};
 use super::file::{Check, backup_history};
+use super::name::NewNames;
 use super::trust::create_file;
 use super::wal::Committed;
 use super::{ProgressFn, Reason, blocking};
