@@ -36,6 +36,12 @@ pub(crate) struct Entry {
     pub untagged: bool,
 }
 
+/// The lock on a backup directory ([`BackupDir::lock`]), released on drop.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _dir: Option<std::fs::File>,
+}
+
 /// The backups of one database in one directory.
 #[derive(Debug, Clone)]
 pub(crate) struct BackupDir {
@@ -105,6 +111,21 @@ impl BackupDir {
         }
     }
 
+    /// Locks the directory (`flock` on it) until the guard is dropped. A run creates its
+    /// temporary file and locks it under this lock, and a cleanup looks for abandoned ones under
+    /// it: so a cleanup never takes a file another run has just created, and not yet locked, for
+    /// an abandoned one.
+    pub fn lock(&self) -> std::io::Result<DirLock> {
+        #[cfg(unix)]
+        {
+            let dir = std::fs::File::open(&self.dir)?;
+            dir.lock()?;
+            Ok(DirLock { _dir: Some(dir) })
+        }
+        #[cfg(not(unix))]
+        Ok(DirLock { _dir: None })
+    }
+
     /// The names of a new backup holding `version`, taken now.
     pub fn new_names(&self, version: i64, reason: Reason) -> NewNames {
         NewNames::new(&self.dir, &self.prefix(), &self.tag, version, reason)
@@ -147,6 +168,7 @@ impl BackupDir {
     /// Removes this database's temporary files of interrupted backups (and untagged ones, left
     /// by an older build, once they are an hour old).
     fn remove_partials(&self) -> std::io::Result<usize> {
+        let _dir = self.lock()?;
         let prefix = format!(".{}", self.prefix());
         let mut removed = 0;
         for (name, path, meta) in self.files()? {
@@ -288,5 +310,43 @@ impl BackupDir {
             removed.push(entry.path);
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another run's temporary file, created but not locked yet (it is locked under the
+    /// directory's lock, right after it is created), is never taken for an abandoned one; once
+    /// abandoned (unlocked, its run gone), it is removed.
+    #[test]
+    fn a_cleanup_never_takes_a_file_another_run_is_creating() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.sqlite3");
+        std::fs::write(&db, b"").unwrap();
+        let dir = BackupDir::of(&db, &db, None).unwrap();
+        dir.prepare().unwrap();
+        let partial = dir.new_names(0, Reason::Migrate).partial;
+
+        // Another run: the directory's lock (as `flock` on the directory), then its file.
+        let other_run = std::fs::File::open(dir.path()).unwrap();
+        other_run.lock().unwrap();
+        std::fs::write(&partial, b"").unwrap();
+        let cleanup = {
+            let dir = dir.clone();
+            std::thread::spawn(move || dir.prepare().unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(partial.exists(), "removed before its run could lock it");
+        let writing = std::fs::File::open(&partial).unwrap();
+        writing.try_lock().unwrap();
+        drop(other_run);
+        cleanup.join().unwrap();
+        assert!(partial.exists(), "removed while its run writes it");
+
+        drop(writing);
+        dir.prepare().unwrap();
+        assert!(!partial.exists(), "an abandoned file is left behind");
     }
 }

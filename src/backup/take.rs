@@ -131,16 +131,20 @@ pub(crate) async fn start(
 ) -> Result<Copy, Error> {
     let database = dir.database().to_owned();
     let created_dirs = dir.prepare()?;
-    let names = dir.new_names(version, reason);
+    // Created here, with the mode it keeps (SQLite would make it readable by everyone), and
+    // locked while it is written; both under the directory's lock, so that another run's
+    // cleanup never finds it created but not yet locked.
+    let dir_lock = dir.lock().map_err(|cause| Error::Backup {
+        database: database.clone(),
+        path: dir.path().to_owned(),
+        cause: BackupError::io("cannot lock the backup directory")(cause),
+    })?;
+    let names = create_partial(dir, version, reason)?;
     let failed = |cause| Error::Backup {
         database: database.clone(),
         path: names.partial.clone(),
         cause,
     };
-    // Created here, with the mode it keeps (SQLite would make it readable by everyone), and
-    // locked while it is written.
-    create_file(&names.partial, dir.mode().for_file())
-        .map_err(|e| failed(BackupError::io("cannot create the file")(e)))?;
     let partial = NewBackup {
         path: names.partial.clone(),
         created_dirs,
@@ -149,6 +153,7 @@ pub(crate) async fn start(
     let in_use = File::open(&names.partial)
         .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::other))
         .map_err(|e| failed(BackupError::io("cannot lock the file")(e)))?;
+    drop(dir_lock);
     tracing::info!(path = %names.complete_for(version).display(), version, "taking a backup");
     let source = open_source(&database, file, busy_timeout).await?;
     let (path, report) = (names.partial.clone(), progress.clone());
@@ -171,6 +176,28 @@ pub(crate) async fn start(
         busy_timeout,
         progress,
     })
+}
+
+/// Creates the temporary file of a new backup (under the directory's lock). Another run may
+/// have named its own in the same microsecond: then the next name is taken.
+fn create_partial(dir: &BackupDir, version: i64, reason: Reason) -> Result<NewNames, Error> {
+    let mut attempts = 0;
+    loop {
+        let names = dir.new_names(version, reason);
+        match create_file(&names.partial, dir.mode().for_file()) {
+            Ok(()) => return Ok(names),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(Error::Backup {
+                    database: dir.database().to_owned(),
+                    path: names.partial,
+                    cause: BackupError::io("cannot create the file")(e),
+                });
+            }
+        }
+    }
 }
 
 /// Copies a read snapshot through `source`; returns the snapshot's data version, or `None`
