@@ -2,34 +2,49 @@
 //! the statement and its line; top-level `SELECT`s are the script's notices.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
 
+use crate::connection::Guarded;
 use crate::error::{Error, shorten};
+use crate::ffi::{Authorizer, is_denial};
 use crate::source::Script;
 
 /// Runs `script` of migration `version`; returns the non-NULL values of the first column of
-/// its top-level `SELECT` statements (its notices).
+/// its top-level `SELECT` statements (its notices). A statement the authorizer refuses fails
+/// before it runs, as [`Error::InvalidScript`].
 pub(crate) async fn run_script(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     version: i64,
     script: &Script,
 ) -> Result<Vec<String>, Error> {
     let mut notices = Vec::new();
     for statement in script.statements() {
-        let failed = |cause| Error::Statement {
-            version,
-            path: script.path().to_owned(),
-            line: statement.line(),
-            statement: shorten(statement.sql()),
-            cause,
+        let failed = |cause: sqlx::Error, guard: &Authorizer| match guard.take_refusal() {
+            Some(refusal) if is_denial(&cause) => Error::InvalidScript {
+                path: script.path().to_owned(),
+                line: statement.line(),
+                statement: shorten(statement.sql()),
+                reason: refusal.reason,
+            },
+            _ => Error::Statement {
+                version,
+                path: script.path().to_owned(),
+                line: statement.line(),
+                statement: shorten(statement.sql()),
+                cause,
+            },
         };
         let query = sqlx::raw_sql(AssertSqlSafe(statement.sql()));
-        if statement.keyword() == "SELECT" {
-            let rows = query.fetch_all(&mut *conn).await.map_err(failed)?;
-            notices.extend(rows.iter().filter_map(|row| value_text(row, 0)));
+        let judging = on.guard.judging();
+        let ran = if statement.keyword() == "SELECT" {
+            query.fetch_all(&mut *on.conn).await.map(|rows| {
+                notices.extend(rows.iter().filter_map(|row| value_text(row, 0)));
+            })
         } else {
-            query.execute(&mut *conn).await.map_err(failed)?;
-        }
+            query.execute(&mut *on.conn).await.map(drop)
+        };
+        drop(judging);
+        ran.map_err(|cause| failed(cause, on.guard))?;
     }
     Ok(notices)
 }

@@ -172,7 +172,8 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
         .as_deref()
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned());
-    let conn = session.conn();
+    let mut on = session.guarded();
+    let conn = &mut *on.conn;
     history::ensure_current(conn)
         .await
         .map_err(|e| database_error(&database, "creating the history table", e))?;
@@ -204,7 +205,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
         .filter(|r| r.method == Method::Imported)
         .map(|r| r.version)
         .collect();
-    report.superseded = supersede::record_imported(conn, source, &imported, &database).await?;
+    report.superseded = supersede::record_imported(&mut on, source, &imported, &database).await?;
     tracing::info!(database = %database.display(), imported = ?report.imported, "imported sqlx's history");
     Ok(report)
 }

@@ -132,7 +132,7 @@ mod supersede;
 mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
-pub use error::{BackupError, Error, SqliteFailure};
+pub use error::{BackupError, Error, LockHolder, SqliteFailure};
 pub use import::ImportReport;
 pub use migrator::Migrator;
 pub use report::{

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::backup::Reason;
 use crate::config::Config;
-use crate::connection::{acquire, database_error, display_name, read_error};
+use crate::connection::{Guarded, acquire, database_error, display_name, read_error};
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
@@ -123,21 +123,22 @@ async fn migrate_locked(
         .as_deref()
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned());
-    let conn = session.conn();
-    let fk_before = violations_before(conn, &database).await?;
-    history::ensure_current(conn)
+    let mut on = session.guarded();
+    let fk_before = violations_before(on.conn, &database).await?;
+    history::ensure_current(on.conn)
         .await
         .map_err(|e| database_error(&database, "creating the history table", e))?;
-    let history = History::read(conn)
+    let history = History::read(on.conn)
         .await
         .map_err(|e| database_error(&database, "reading the history under the lock", e))?;
-    let mut present = supersede::present(conn, source, &history, &database).await?;
+    let mut present = supersede::present(&mut on, source, &history, &database).await?;
 
     // 4. Each migration in turn; any error rolls the whole transaction back.
     let mut outcomes = Vec::with_capacity(plan.pending.len());
     let mut ran = Vec::new();
     for migration in &plan.pending {
-        let outcome = apply_one(conn, migration, mode, backup_name.as_deref(), &database).await?;
+        let outcome =
+            apply_one(&mut on, migration, mode, backup_name.as_deref(), &database).await?;
         present.push(migration.version());
         if matches!(outcome.action, Action::Applied | Action::WouldApply) {
             ran.push(*migration);
@@ -145,11 +146,11 @@ async fn migrate_locked(
         outcomes.push(outcome);
     }
     // Effects present before (or when applied) and gone now were removed by this run.
-    supersede::record(conn, source, &present, &ran, &database).await?;
+    supersede::record(&mut on, source, &present, &ran, &database).await?;
 
     // 5. No new foreign-key violation.
     let versions: Vec<i64> = plan.pending.iter().map(|m| m.version()).collect();
-    check_no_new_violations(conn, &database, &fk_before, versions).await?;
+    check_no_new_violations(on.conn, &database, &fk_before, versions).await?;
 
     Ok(MigrateReport {
         database,
@@ -165,7 +166,7 @@ async fn migrate_locked(
 /// Runs one migration: adopts it when its probe finds the effect present; otherwise runs its
 /// script and requires the probe to confirm it. Records it in the history.
 async fn apply_one(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     migration: &Migration,
     mode: Mode,
     backup: Option<&str>,
@@ -173,16 +174,16 @@ async fn apply_one(
 ) -> Result<MigrationOutcome, Error> {
     let started = Instant::now();
     let version = migration.version();
-    let (method, notices) = match probe(conn, Probe::of(migration)).await? {
+    let (method, notices) = match probe(on, Probe::of(migration)).await? {
         Effect::Present => {
             tracing::info!(version, "effect already present: adopting");
             (Method::Adopted, Vec::new())
         }
         Effect::Absent => {
             tracing::info!(version, description = migration.description(), "applying");
-            let notices = run_script(conn, version, migration.forward()).await?;
+            let notices = run_script(on, version, migration.forward()).await?;
             confirm(
-                conn,
+                on,
                 Probe::of(migration),
                 migration.forward(),
                 Effect::Present,
@@ -196,7 +197,7 @@ async fn apply_one(
     };
     let execution_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     history::insert(
-        conn,
+        on.conn,
         &NewRecord {
             version,
             description: migration.description(),

@@ -5,10 +5,12 @@
 //! source in one round trip to the connection, each answer preceded by a boundary row.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
 
+use crate::connection::Guarded;
 use crate::error::Error;
 use crate::execute::value_text;
+use crate::ffi::is_denial;
 use crate::source::{Migration, Script, Source};
 
 /// What a probe is expected to say after a script ran.
@@ -34,6 +36,8 @@ impl Effect {
 pub(crate) enum BadAnswer {
     #[error("the query failed: {0}")]
     Failed(sqlx::Error),
+    #[error("{0}")]
+    Refused(String),
     #[error("returned {0} rows; a probe returns exactly one row")]
     Rows(usize),
     #[error("returned {0} columns; a probe returns exactly one integer column")]
@@ -72,13 +76,14 @@ impl<'a> Probe<'a> {
 }
 
 /// Asks a migration's probe whether its effect is present, with writes forbidden.
-pub(crate) async fn probe(conn: &mut SqliteConnection, probe: Probe<'_>) -> Result<Effect, Error> {
-    // The newline ends a trailing `--` comment of the probe before its `;`.
-    let sql = format!(
-        "PRAGMA query_only = ON;\n{}\n;\nPRAGMA query_only = OFF;",
-        probe.statement()
-    );
-    let answer = answer(conn, &sql).await.map_err(|bad| Error::Probe {
+pub(crate) async fn probe(on: &mut Guarded<'_>, probe: Probe<'_>) -> Result<Effect, Error> {
+    let answer = read_only(on, async |on: &mut Guarded<'_>| {
+        answer(on, probe.statement()).await
+    })
+    .await
+    .map_err(BadAnswer::Failed)
+    .flatten()
+    .map_err(|bad| Error::Probe {
         version: probe.version,
         path: probe.script.path().to_owned(),
         reason: bad.to_string(),
@@ -91,12 +96,12 @@ pub(crate) async fn probe(conn: &mut SqliteConnection, probe: Probe<'_>) -> Resu
 
 /// After `script` ran, requires the probe to say `expected`.
 pub(crate) async fn confirm(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     probe: Probe<'_>,
     script: &Script,
     expected: Effect,
 ) -> Result<(), Error> {
-    let said = self::probe(conn, probe).await?;
+    let said = self::probe(on, probe).await?;
     if said == expected {
         Ok(())
     } else {
@@ -112,52 +117,59 @@ pub(crate) async fn confirm(
 /// Every probe of the source, in source order: its answer, or why it could not answer. The
 /// caller made the connection read-only.
 pub(crate) async fn probe_all(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     source: &Source,
 ) -> Vec<Result<i64, BadAnswer>> {
     let all: Vec<&Migration> = source.migrations().iter().collect();
-    probe_many(conn, &all).await
+    probe_many(on, &all).await
 }
 
 /// The probes of `migrations`, in their order, with writes forbidden while they run (on a
 /// connection that may write).
 pub(crate) async fn probe_many_read_only(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     migrations: &[&Migration],
 ) -> Result<Vec<Result<i64, BadAnswer>>, sqlx::Error> {
     if migrations.is_empty() {
         return Ok(Vec::new());
     }
+    read_only(on, async |on: &mut Guarded<'_>| {
+        probe_many(on, migrations).await
+    })
+    .await
+}
+
+/// Runs `work` with writes forbidden on the connection (`PRAGMA query_only`), set and reset by
+/// the runner, outside the authorizer's judgement.
+async fn read_only<T>(
+    on: &mut Guarded<'_>,
+    work: impl AsyncFnOnce(&mut Guarded<'_>) -> T,
+) -> Result<T, sqlx::Error> {
     sqlx::raw_sql("PRAGMA query_only = ON")
-        .execute(&mut *conn)
+        .execute(&mut *on.conn)
         .await?;
-    let answers = probe_many(conn, migrations).await;
+    let out = work(on).await;
     sqlx::raw_sql("PRAGMA query_only = OFF")
-        .execute(&mut *conn)
+        .execute(&mut *on.conn)
         .await?;
-    Ok(answers)
+    Ok(out)
 }
 
 /// The probes of `migrations`, in their order: each answer, or why it could not answer. They
 /// run in one round trip; when one fails (which stops the batch) they run again one by one,
 /// to say which and why.
 async fn probe_many(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     migrations: &[&Migration],
 ) -> Vec<Result<i64, BadAnswer>> {
-    if let Some(answers) = batch(conn, migrations).await {
+    if let Some(answers) = batch(on, migrations).await {
         return answers;
     }
     let mut answers = Vec::with_capacity(migrations.len());
     for migration in migrations {
-        answers.push(answer(conn, probe_statement(migration)).await);
+        answers.push(answer(on, Probe::of(migration).statement()).await);
     }
     answers
-}
-
-/// The probe's one statement.
-fn probe_statement(migration: &Migration) -> &str {
-    migration.probe().statements()[0].sql()
 }
 
 /// The row that separates the answers of two probes run in one round trip.
@@ -166,18 +178,21 @@ const BOUNDARY: &str = "backstop: the rows of the next probe follow";
 /// The probes of `migrations` in one round trip, each preceded by a boundary row. `None` when
 /// the batch failed (a probe's query failed and stopped it).
 async fn batch(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     migrations: &[&Migration],
 ) -> Option<Vec<Result<i64, BadAnswer>>> {
     let mut sql = String::new();
     for migration in migrations {
         let probe = Probe::of(migration).statement().to_owned();
+        // The newline ends a trailing `--` comment of the probe before its `;`.
         sql.push_str(&format!("SELECT '{BOUNDARY}', NULL;\n{probe}\n;\n"));
     }
+    let judging = on.guard.judging();
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *on.conn)
         .await
         .ok()?;
+    drop(judging);
     let is_boundary = |row: &SqliteRow| {
         row.len() == 2
             && row
@@ -203,13 +218,23 @@ async fn batch(
     (groups.len() == migrations.len()).then(|| groups.into_iter().map(check_answer).collect())
 }
 
-/// Runs `sql`, in which only the probe returns rows, and checks the probe's answer.
-async fn answer(conn: &mut SqliteConnection, sql: &str) -> Result<i64, BadAnswer> {
+/// Runs a probe's statement, judged by the authorizer, and checks its answer.
+async fn answer(on: &mut Guarded<'_>, statement: &str) -> Result<i64, BadAnswer> {
+    // The newline ends a trailing `--` comment of the probe.
+    let sql = format!("{statement}\n");
+    let judging = on.guard.judging();
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(BadAnswer::Failed)?;
-    check_answer(&rows)
+        .fetch_all(&mut *on.conn)
+        .await;
+    drop(judging);
+    match rows {
+        Ok(rows) => check_answer(&rows),
+        Err(e) if is_denial(&e) => match on.guard.take_refusal() {
+            Some(refusal) => Err(BadAnswer::Refused(refusal.reason)),
+            None => Err(BadAnswer::Failed(e)),
+        },
+        Err(e) => Err(BadAnswer::Failed(e)),
+    }
 }
 
 /// A probe's answer from its rows: one row, one integer column, 0 or 1.

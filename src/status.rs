@@ -18,9 +18,10 @@ pub(crate) async fn status(
     newer: Newer,
 ) -> Result<StatusReport, Error> {
     let database = display_name(pool);
-    let mut conn = RunnerConnection::open(pool, &database, Use::Read).await?;
+    let mut conn = RunnerConnection::open(pool, &database, Use::Read, crate::source::judge).await?;
     let read = async {
-        let conn = conn.get();
+        let mut on = conn.guarded();
+        let conn = &mut *on.conn;
         execute(conn, "BEGIN")
             .await
             .map_err(|e| database_error(&database, "starting a read transaction", e))?;
@@ -28,7 +29,7 @@ pub(crate) async fn status(
             Ok(history) => history,
             Err(e) => return Err(read_error(conn, &database, "reading the history", e).await),
         };
-        let probes = probe_all(conn, source).await;
+        let probes = probe_all(&mut on, source).await;
         Ok::<_, Error>((history, probes))
     }
     .await;

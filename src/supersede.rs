@@ -11,9 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use sqlx::SqliteConnection;
-
-use crate::connection::database_error;
+use crate::connection::{Guarded, database_error};
 use crate::error::Error;
 use crate::history::{self, History};
 use crate::probe::probe_many_read_only;
@@ -22,7 +20,7 @@ use crate::source::{Migration, Source};
 /// The applied migrations (known to `source`, not already superseded) whose effect is present
 /// now: those a run may supersede.
 pub(crate) async fn present(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     source: &Source,
     history: &History,
     database: &Path,
@@ -33,7 +31,7 @@ pub(crate) async fn present(
         .filter(|r| r.superseded_by.is_none())
         .filter_map(|r| source.get(r.version))
         .collect();
-    let answers = probe_many_read_only(conn, &candidates)
+    let answers = probe_many_read_only(on, &candidates)
         .await
         .map_err(|e| database_error(database, "probing the applied migrations", e))?;
     Ok(candidates
@@ -47,7 +45,7 @@ pub(crate) async fn present(
 /// At the end of a run: records which of `candidates` (present before or during the run) the
 /// migrations that `ran` superseded. Returns `(superseded, by)` pairs.
 pub(crate) async fn record(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     source: &Source,
     candidates: &[i64],
     ran: &[&Migration],
@@ -57,7 +55,7 @@ pub(crate) async fn record(
         return Ok(Vec::new());
     }
     let candidates: Vec<&Migration> = candidates.iter().filter_map(|v| source.get(*v)).collect();
-    let answers = probe_many_read_only(conn, &candidates)
+    let answers = probe_many_read_only(on, &candidates)
         .await
         .map_err(|e| database_error(database, "probing the applied migrations", e))?;
     let mut superseded = Vec::new();
@@ -68,7 +66,7 @@ pub(crate) async fn record(
         let Some(by) = attribute(migration, ran) else {
             continue;
         };
-        history::set_superseded(conn, migration.version(), by)
+        history::set_superseded(on.conn, migration.version(), by)
             .await
             .map_err(|e| database_error(database, "recording a superseded migration", e))?;
         tracing::info!(
@@ -84,13 +82,13 @@ pub(crate) async fn record(
 /// After an import (nothing ran here; sqlx ran them): records which of `imported` (versions
 /// in order) say 0 now, attributed to a later imported migration. Returns `(superseded, by)`.
 pub(crate) async fn record_imported(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     source: &Source,
     imported: &[i64],
     database: &Path,
 ) -> Result<Vec<(i64, i64)>, Error> {
     let imported: Vec<&Migration> = imported.iter().filter_map(|v| source.get(*v)).collect();
-    let answers = probe_many_read_only(conn, &imported)
+    let answers = probe_many_read_only(on, &imported)
         .await
         .map_err(|e| database_error(database, "probing the imported migrations", e))?;
     let mut superseded = Vec::new();
@@ -99,7 +97,7 @@ pub(crate) async fn record_imported(
             continue;
         }
         if let Some(by) = attribute(migration, &imported) {
-            history::set_superseded(conn, migration.version(), by)
+            history::set_superseded(on.conn, migration.version(), by)
                 .await
                 .map_err(|e| database_error(database, "recording a superseded migration", e))?;
             superseded.push((migration.version(), by));

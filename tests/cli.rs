@@ -262,7 +262,7 @@ fn backup_dir_is_honoured_and_a_directory_is_not_a_database() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(list_dir(&backups).len(), 1);
+    assert_eq!(backups_in(&backups).len(), 1);
     assert!(!ws.backups_dir().exists());
 
     let out = run(&ws, &["--database", &db_arg(ws.path()), "status"]);

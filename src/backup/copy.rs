@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{BackupProgress, ProgressFn};
-use crate::error::{BackupError, Error};
+use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::{Backup, OpenMode, RawConnection, Step};
 
 /// Pages copied per backup step: large enough to run at the speed of the disk, small enough
@@ -39,6 +39,7 @@ impl CopyFailure {
             CopyFailure::Busy | CopyFailure::Restarted => Error::Busy {
                 database: database.to_owned(),
                 timeout: busy_timeout,
+                holder: LockHolder::Connection,
             },
             CopyFailure::Failed(cause) => Error::Backup {
                 database: database.to_owned(),

@@ -23,6 +23,7 @@ mod copy;
 mod file;
 mod identity;
 mod name;
+mod raw;
 mod take;
 mod trust;
 mod wal;
@@ -33,12 +34,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub(crate) use catalogue::BackupDir;
+pub(crate) use catalogue::{BackupDir, RunLock};
 pub use copy::{BenchCopy, STEP_PAGES, bench_copy};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub(crate) use file::{Check, Header, backup_history, read_header};
 pub(crate) use name::{tag_in_name, taken_at_in_name};
-pub(crate) use take::{Copy, Journal, NewBackup, start};
+pub(crate) use take::{Copy, Fresh, Journal, NewBackup, start};
 pub(crate) use trust::check_file;
 
 /// Progress of a backup or restore, reported after each step.

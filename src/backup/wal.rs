@@ -19,6 +19,56 @@ const FRAME_HEADER: usize = 24;
 const MAGIC_LITTLE: u32 = 0x377f_0682;
 const MAGIC_BIG: u32 = 0x377f_0683;
 
+/// What identifies one generation of a log: its salts, which SQLite changes whenever it
+/// restarts the log (the first salt goes up by one, the second is new), and the checkpoint
+/// sequence number. Two equal headers read at two moments mean that every frame written in
+/// between was appended to the log, none overwritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogHeader {
+    sequence: u32,
+    salts: (u32, u32),
+}
+
+/// The header of the log at `wal`: `None` when there is no log, it is empty (just truncated),
+/// or its header is not valid (being written).
+pub(crate) fn header(wal: &Path) -> std::io::Result<Option<LogHeader>> {
+    let mut file = match File::open(wal) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = [0u8; HEADER];
+    if file.read_exact(&mut bytes).is_err() {
+        return Ok(None);
+    }
+    Ok(parse_header(&bytes).map(|(header, _, _)| header))
+}
+
+/// A valid header: its identity and the log's byte order and page size.
+fn parse_header(bytes: &[u8; HEADER]) -> Option<(LogHeader, bool, u32)> {
+    let big_endian = match be32(bytes, 0) {
+        MAGIC_LITTLE => false,
+        MAGIC_BIG => true,
+        _ => return None,
+    };
+    if checksum(big_endian, &bytes[..24], (0, 0)) != (be32(bytes, 24), be32(bytes, 28)) {
+        return None;
+    }
+    let page_size = match be32(bytes, 8) {
+        1 => 65536,
+        n => n,
+    };
+    let header = LogHeader {
+        sequence: be32(bytes, 12),
+        salts: (be32(bytes, 16), be32(bytes, 20)),
+    };
+    Some((header, big_endian, page_size))
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 /// The committed content of a log: the newest image of each page, and the database's size.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Committed {
@@ -46,22 +96,11 @@ impl Committed {
         if file.read_exact(&mut header).is_err() {
             return Ok(None);
         }
-        let be32 =
-            |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let big_endian = match be32(&header, 0) {
-            MAGIC_LITTLE => false,
-            MAGIC_BIG => true,
-            _ => return Ok(None),
-        };
-        let page_size = match be32(&header, 8) {
-            1 => 65536,
-            n => n,
-        };
-        let (salt1, salt2) = (be32(&header, 16), be32(&header, 20));
-        let mut sum = checksum(big_endian, &header[..24], (0, 0));
-        if sum != (be32(&header, 24), be32(&header, 28)) {
+        let Some((parsed, big_endian, page_size)) = parse_header(&header) else {
             return Ok(None);
-        }
+        };
+        let (salt1, salt2) = parsed.salts;
+        let mut sum = (be32(&header, 24), be32(&header, 28));
         let mut committed = Committed {
             page_size,
             ..Committed::default()

@@ -11,9 +11,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::error::Error;
+use crate::error::{Error, LockHolder};
 use crate::history::History;
-pub(crate) use runner::{RunnerConnection, Use};
+pub(crate) use runner::{Guarded, RunnerConnection, Use};
 pub(crate) use shape::is_read_only;
 
 /// The database as the pool names it, for messages and reports.
@@ -75,6 +75,7 @@ pub(crate) async fn read_error(
         return Error::Busy {
             database: database.to_owned(),
             timeout: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+            holder: LockHolder::Connection,
         };
     }
     database_error(database, context, cause)
@@ -146,6 +147,7 @@ pub(crate) fn lock_error(
         Error::Busy {
             database: database.to_owned(),
             timeout: busy_timeout,
+            holder: LockHolder::Connection,
         }
     } else {
         database_error(database, context, cause)
@@ -157,6 +159,6 @@ fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
 }
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
-fn is_busy(error: &sqlx::Error) -> bool {
+pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
     sqlite_code(error).is_some_and(|c| c & 0xff == 5 || c & 0xff == 6)
 }

@@ -12,6 +12,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use super::shape::{Reach, reach};
 use super::{acquire, connect, database_error};
 use crate::error::Error;
+use crate::ffi::{Authorizer, Policy};
 
 /// What the runner does on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,23 @@ pub(crate) enum Use {
     Read,
 }
 
-/// The connection the runner works on.
-pub(crate) enum RunnerConnection {
+/// The connection the runner works on, with the authorizer that judges the scripts and
+/// probes run on it.
+pub(crate) struct RunnerConnection {
+    conn: Reached,
+    guard: Authorizer,
+}
+
+/// The runner's connection with the authorizer installed on it, which judges every statement
+/// of a script or probe as SQLite parses it while it is judging (the runner's own statements
+/// pass).
+pub(crate) struct Guarded<'c> {
+    pub conn: &'c mut SqliteConnection,
+    pub guard: &'c Authorizer,
+}
+
+/// Whose connection the runner works on.
+enum Reached {
     Own(SqliteConnection),
     /// The pool's connection, and the SQL that puts its settings back.
     Pool {
@@ -35,8 +51,57 @@ pub(crate) enum RunnerConnection {
 }
 
 impl RunnerConnection {
-    /// Opens the runner's connection to the pool's database for `work`.
-    pub async fn open(pool: &SqlitePool, database: &Path, work: Use) -> Result<Self, Error> {
+    /// Opens the runner's connection to the pool's database for `work`, with an authorizer
+    /// that judges scripts by `policy` installed.
+    pub async fn open(
+        pool: &SqlitePool,
+        database: &Path,
+        work: Use,
+        policy: Policy,
+    ) -> Result<Self, Error> {
+        let mut conn = Reached::open(pool, database, work).await?;
+        match Authorizer::install(conn.get(), policy).await {
+            Ok(guard) => Ok(RunnerConnection { conn, guard }),
+            Err(e) => {
+                conn.close().await;
+                Err(database_error(database, "installing the authorizer", e))
+            }
+        }
+    }
+
+    pub fn get(&mut self) -> &mut SqliteConnection {
+        self.conn.get()
+    }
+
+    /// The connection with the authorizer that judges scripts on it.
+    pub fn guarded(&mut self) -> Guarded<'_> {
+        Guarded {
+            conn: self.conn.get(),
+            guard: &self.guard,
+        }
+    }
+
+    /// Closes the runner's own connection, or removes the authorizer from the pool's
+    /// connection and puts its settings back (the caller has ended its transaction).
+    pub async fn close(self) {
+        let RunnerConnection { mut conn, guard } = self;
+        match &mut conn {
+            Reached::Own(_) => {
+                conn.close().await;
+                guard.connection_closed();
+            }
+            Reached::Pool { conn: pooled, .. } => {
+                if let Err(err) = guard.remove(pooled).await {
+                    tracing::warn!(%err, "could not remove the authorizer from the pool's connection");
+                }
+                conn.close().await;
+            }
+        }
+    }
+}
+
+impl Reached {
+    async fn open(pool: &SqlitePool, database: &Path, work: Use) -> Result<Self, Error> {
         match reach(pool)? {
             Reach::SameOptions => {
                 let mut options = (*pool.connect_options()).clone().create_if_missing(false);
@@ -49,33 +114,32 @@ impl RunnerConnection {
                 if let Use::DryRun { .. } = work {
                     options = options.pragma("cache_spill", "OFF");
                 }
-                Ok(RunnerConnection::Own(connect(&options, database).await?))
+                Ok(Reached::Own(connect(&options, database).await?))
             }
             Reach::PoolConnection => {
                 let mut conn = acquire(pool, database).await?;
                 let restore = apply(&mut conn, work)
                     .await
                     .map_err(|e| database_error(database, "preparing the pool's connection", e))?;
-                Ok(RunnerConnection::Pool { conn, restore })
+                Ok(Reached::Pool { conn, restore })
             }
         }
     }
 
-    pub fn get(&mut self) -> &mut SqliteConnection {
+    fn get(&mut self) -> &mut SqliteConnection {
         match self {
-            RunnerConnection::Own(conn) => conn,
-            RunnerConnection::Pool { conn, .. } => conn,
+            Reached::Own(conn) => conn,
+            Reached::Pool { conn, .. } => conn,
         }
     }
 
-    /// Closes the runner's own connection, or puts the pool connection's settings back (the
-    /// caller has ended its transaction).
-    pub async fn close(self) {
+    /// Closes the runner's own connection, or puts the pool connection's settings back.
+    async fn close(self) {
         match self {
-            RunnerConnection::Own(conn) => {
+            Reached::Own(conn) => {
                 let _ = conn.close().await;
             }
-            RunnerConnection::Pool { mut conn, restore } => {
+            Reached::Pool { mut conn, restore } => {
                 let restored = sqlx::raw_sql(sqlx::AssertSqlSafe(restore))
                     .execute(&mut *conn)
                     .await;

@@ -188,15 +188,17 @@ pub enum Error {
     },
 
     // ----- running ------------------------------------------------------------------------------
-    /// The write lock could not be taken within the busy timeout.
+    /// A lock could not be taken within the busy timeout.
     #[error(
-        "database {database} is locked by another writer: gave up after the busy timeout of {timeout:?}"
+        "database {database} is locked: {holder}; gave up after the busy timeout of {timeout:?}"
     )]
     Busy {
         /// The database file.
         database: PathBuf,
         /// How long the runner waited.
         timeout: Duration,
+        /// Who held what the runner waited for.
+        holder: LockHolder,
     },
 
     /// The file is not a SQLite database, or is damaged.
@@ -387,6 +389,32 @@ pub enum Error {
         /// The underlying error.
         cause: sqlx::Error,
     },
+}
+
+/// Who held a lock that the runner waited for in vain ([`Error::Busy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockHolder {
+    /// Another connection held the database's lock: a writer in a long transaction, or a
+    /// checkpoint (`wal_checkpoint(FULL)`, `RESTART`, `TRUNCATE`) waiting for readers.
+    Connection,
+    /// Another migrator of this database was taking a backup or migrating (migrators that
+    /// back up one database take turns, so that only one copies it).
+    Migrator,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockHolder::Connection => {
+                "another connection held the write lock (a writer in a long transaction, or a \
+                 checkpoint waiting for readers)"
+            }
+            LockHolder::Migrator => {
+                "another migrator of this database was taking a backup or migrating"
+            }
+        })
+    }
 }
 
 /// One row of `PRAGMA foreign_key_check`.

@@ -18,9 +18,12 @@ use std::time::Duration;
 
 use libsqlite3_sys as sys;
 
+mod authorizer;
 mod backup;
 mod coalesce;
+mod file;
 
+pub(crate) use authorizer::{Action, Authorizer, Judge, Policy, is_denial};
 pub(crate) use backup::{Backup, Step};
 
 /// A failure reported by SQLite: its (extended) result code and what SQLite said.
@@ -185,6 +188,68 @@ impl RawConnection {
         } else {
             Err(self.last_failure())
         }
+    }
+
+    /// The first column of the first row of `sql` as an integer.
+    pub fn query_int(&self, sql: &str) -> Result<i64, SqliteFailure> {
+        self.query_first(sql, |stmt| {
+            // SAFETY: `stmt` has a row; column 0 exists (checked by the caller of the closure).
+            unsafe { sys::sqlite3_column_int64(stmt, 0) }
+        })
+    }
+
+    /// The first column of the first row of `sql` as text.
+    pub fn query_text(&self, sql: &str) -> Result<String, SqliteFailure> {
+        self.query_first(sql, |stmt| {
+            // SAFETY: as in `query_int`; the text is copied before the statement is stepped
+            // again or finalized.
+            unsafe {
+                let text = sys::sqlite3_column_text(stmt, 0);
+                if text.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(text.cast()).to_string_lossy().into_owned()
+                }
+            }
+        })
+    }
+
+    /// Runs `sql` (one statement) and reads its first row's first column with `read`.
+    fn query_first<T>(
+        &self,
+        sql: &str,
+        read: impl FnOnce(*mut sys::sqlite3_stmt) -> T,
+    ) -> Result<T, SqliteFailure> {
+        let c_sql = CString::new(sql)
+            .map_err(|_| SqliteFailure::new(sys::SQLITE_MISUSE, "SQL with a NUL byte"))?;
+        let mut stmt = ptr::null_mut();
+        // SAFETY: open connection, NUL-terminated SQL, out-pointer to a local.
+        let rc = unsafe {
+            sys::sqlite3_prepare_v2(
+                self.db.as_ptr(),
+                c_sql.as_ptr(),
+                -1,
+                &mut stmt,
+                ptr::null_mut(),
+            )
+        };
+        if rc != sys::SQLITE_OK {
+            return Err(self.last_failure());
+        }
+        // SAFETY: `stmt` was prepared on this connection and is finalized below, once.
+        let result = unsafe {
+            match sys::sqlite3_step(stmt) {
+                sys::SQLITE_ROW if sys::sqlite3_column_count(stmt) > 0 => Ok(read(stmt)),
+                sys::SQLITE_ROW | sys::SQLITE_DONE => Err(SqliteFailure::new(
+                    sys::SQLITE_MISUSE,
+                    format!("no value from {sql}"),
+                )),
+                _ => Err(self.last_failure()),
+            }
+        };
+        // SAFETY: as above.
+        unsafe { sys::sqlite3_finalize(stmt) };
+        result
     }
 
     /// The "data version" of the main database's pager: it changes whenever the database file

@@ -11,7 +11,7 @@ use super::choose::{self, Chosen, check_restorable};
 use crate::backup::{BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking};
 use crate::config::Config;
 use crate::connection::{database_file, display_name, unlocked_history};
-use crate::error::{BackupError, Error};
+use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::RawConnection;
 use crate::history::History;
 use crate::report::{RollbackReport, RollbackStrategy};
@@ -173,6 +173,7 @@ async fn restore(
     Err(Error::Busy {
         database,
         timeout: config.busy_timeout(),
+        holder: LockHolder::Connection,
     })
 }
 

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::backup::Reason;
 use crate::config::Config;
-use crate::connection::database_error;
+use crate::connection::{Guarded, database_error};
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
@@ -61,15 +61,16 @@ async fn undo_locked(
     let steps = plan::undo_plan(source, &history, to, &database)?;
     session.take_backup(current).await?;
     report.safety_backup = session.backup().map(Path::to_owned);
-    let conn = session.conn();
-    let fk_before = violations_before(conn, &database).await?;
-    history::ensure_current(conn)
+    let mut on = session.guarded();
+    let fk_before = violations_before(on.conn, &database).await?;
+    history::ensure_current(on.conn)
         .await
         .map_err(|e| database_error(&database, "updating the history table", e))?;
     let mut undone = Vec::new();
     for step in steps {
-        undone.push(undo_one(conn, step, mode, &database).await?);
+        undone.push(undo_one(&mut on, step, mode, &database).await?);
     }
+    let conn = on.conn;
     if to == 0 {
         history::drop_table(conn)
             .await
@@ -84,7 +85,7 @@ async fn undo_locked(
 
 /// Runs one rollback script, requires its probe to say 0, and removes the history row.
 async fn undo_one(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     step: Undo<'_>,
     mode: Mode,
     database: &Path,
@@ -117,12 +118,13 @@ async fn undo_one(
         }
     };
     tracing::info!(version, description, "rolling back");
-    let notices = run_script(conn, version, rollback).await?;
+    let notices = run_script(on, version, rollback).await?;
     let probe = Probe {
         version,
         script: probe_script,
     };
-    confirm(conn, probe, rollback, Effect::Absent).await?;
+    confirm(on, probe, rollback, Effect::Absent).await?;
+    let conn = &mut *on.conn;
     history::delete(conn, version)
         .await
         .map_err(|e| database_error(database, "deleting the history row", e))?;

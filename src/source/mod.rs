@@ -28,6 +28,7 @@ use sha2::{Digest, Sha384};
 use crate::error::Error;
 pub use checksum::Checksum;
 use file_name::{FileName, Kind, is_candidate};
+pub(crate) use rules::judge;
 use script::decode;
 pub(crate) use script::{Script, StoredKind};
 

@@ -1,10 +1,12 @@
 //! What a migration script may not contain: anything that would escape the runner's one
 //! transaction, or silently do nothing inside it.
 
+use crate::ffi::{Action, Judge};
 use crate::sql::Statement;
 
-/// PRAGMAs refused in scripts: each does nothing inside a transaction (or cannot change there),
-/// or changes how the runner's own connection behaves. What to do instead is in the README.
+/// Why some PRAGMAs are refused: each does nothing inside a transaction (or cannot change
+/// there), or changes how the runner's own connection behaves. What to do instead is in the
+/// README. Their queries (no value) are allowed.
 const REFUSED_PRAGMAS: &[(&str, &str)] = &[
     (
         "journal_mode",
@@ -48,29 +50,100 @@ const REFUSED_PRAGMAS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Why `statement` may not be part of a migration script, if it may not.
-pub(crate) fn refusal(statement: &Statement) -> Option<String> {
-    match statement.keyword() {
-        "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => Some(
+/// PRAGMAs that are safe inside the runner's transaction, with or without a value: the two
+/// numbers a database keeps for its application (they change in the transaction like any
+/// other write), and read-only introspection.
+const ALLOWED_PRAGMAS: &[&str] = &[
+    "user_version",
+    "application_id",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "collation_list",
+    "function_list",
+    "module_list",
+    "pragma_list",
+    "compile_options",
+    "database_list",
+    "data_version",
+    "page_count",
+    "freelist_count",
+    "defer_foreign_keys",
+];
+
+/// PRAGMAs whose query (without a value) only reads a setting; setting them is refused.
+const READABLE_PRAGMAS: &[&str] = &[
+    "journal_mode",
+    "foreign_keys",
+    "locking_mode",
+    "page_size",
+    "auto_vacuum",
+    "synchronous",
+    "query_only",
+    "busy_timeout",
+    "encoding",
+    "schema_version",
+    "cache_size",
+    "max_page_count",
+    "secure_delete",
+    "temp_store",
+    "recursive_triggers",
+    "legacy_alter_table",
+    "cell_size_check",
+    "automatic_index",
+    "journal_size_limit",
+    "wal_autocheckpoint",
+];
+
+/// Why a script may not take `action` (as SQLite parsed the statement), if it may not: the
+/// policy of the authorizer that judges scripts when they load and when they run.
+pub(crate) fn judge(action: &Action) -> Option<String> {
+    match action {
+        Action::Transaction | Action::Savepoint => Some(
             "a script may not control the transaction (the runner runs every migration inside \
              its own transaction)"
                 .to_owned(),
         ),
-        "VACUUM" => Some("VACUUM cannot run inside the runner's transaction".to_owned()),
-        "ATTACH" | "DETACH" => Some(
+        Action::Attach | Action::Detach => Some(
             "a script may not attach other databases: their changes would commit with the \
              migration, but no backup covers them and no rollback undoes them"
                 .to_owned(),
         ),
-        "PRAGMA" => {
-            let name = pragma_name(statement.sql())?;
-            REFUSED_PRAGMAS
+        Action::Pragma { name, value, .. } => {
+            let name = name.to_ascii_lowercase();
+            let listed = |list: &[&str]| list.contains(&name.as_str());
+            if listed(ALLOWED_PRAGMAS) || (value.is_none() && listed(READABLE_PRAGMAS)) {
+                return None;
+            }
+            let why = REFUSED_PRAGMAS
                 .iter()
                 .find(|(refused, _)| *refused == name)
-                .map(|(_, why)| format!("PRAGMA {name} is refused: {why}"))
+                .map_or(
+                    "only PRAGMAs that are safe inside the runner's transaction may run in a \
+                     script: user_version, application_id, and those that only read (table_info, \
+                     index_list, foreign_key_list, ...)",
+                    |(_, why)| why,
+                );
+            Some(format!("PRAGMA {name} is refused: {why}"))
         }
-        _ => None,
     }
+}
+
+/// Why `statement` may not be part of a migration script, if it may not: what SQLite's parser
+/// finds in it ([`judge`], through `judge`'s authorizer), and `VACUUM`, which cannot run in a
+/// transaction.
+pub(crate) fn refusal(statement: &Statement, judge: &Judge) -> Option<String> {
+    if statement.keyword() == "VACUUM" {
+        return Some("VACUUM cannot run inside the runner's transaction".to_owned());
+    }
+    judge.refusal(statement.sql()).map(|refusal| refusal.reason)
 }
 
 /// The line of sqlx's `-- no-transaction` marker, if the script starts with it.
@@ -91,51 +164,91 @@ pub(crate) const NO_TRANSACTION: &str = "sqlx's `-- no-transaction` marker is re
     exactly as it was; what cannot run in a transaction (VACUUM, PRAGMA journal_mode, ...) \
     does not belong in a migration: run it outside backstop";
 
-/// The lower-cased name of a `PRAGMA [schema.]name ...` statement.
-fn pragma_name(sql: &str) -> Option<String> {
-    let rest = sql.get("PRAGMA".len()..)?.trim_start();
-    let ident = |s: &str| -> (String, usize) {
-        let bytes = s.as_bytes();
-        match bytes.first() {
-            Some(&q @ (b'"' | b'`' | b'[')) => {
-                let close = if q == b'[' { b']' } else { q };
-                let end = bytes[1..]
-                    .iter()
-                    .position(|&b| b == close)
-                    .map_or(s.len(), |i| i + 1);
-                (s[1..end].to_owned(), (end + 1).min(s.len()))
-            }
-            _ => {
-                let end = s
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(s.len());
-                (s[..end].to_owned(), end)
-            }
-        }
-    };
-    let (first, used) = ident(rest);
-    let after = rest[used..].trim_start();
-    let name = match after.strip_prefix('.') {
-        Some(more) => ident(more.trim_start()).0,
-        None => first,
-    };
-    (!name.is_empty()).then(|| name.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every spelling of a refused statement is refused, whatever its comments, quotes,
+    /// schema prefix or case: SQLite parses it, not us.
     #[test]
-    fn pragma_names_with_schemas_quotes_and_values() {
-        for (sql, name) in [
-            ("PRAGMA journal_mode = WAL;", "journal_mode"),
-            ("pragma  main.journal_mode=wal", "journal_mode"),
-            ("PRAGMA \"foreign_keys\" = ON", "foreign_keys"),
-            ("PRAGMA main . [page_size] (8192)", "page_size"),
-            ("PRAGMA user_version = 7;", "user_version"),
+    fn sqlite_parses_every_spelling() {
+        let judge = Judge::new(super::judge).unwrap();
+        for (sql, says) in [
+            (
+                "PRAGMA/**/journal_mode = OFF",
+                "PRAGMA journal_mode is refused",
+            ),
+            (
+                "PRAGMA -- c\n journal_mode = OFF",
+                "PRAGMA journal_mode is refused",
+            ),
+            (
+                "PRAGMA 'journal_mode' = OFF",
+                "PRAGMA journal_mode is refused",
+            ),
+            (
+                "PRAGMA main./**/journal_mode = OFF",
+                "PRAGMA journal_mode is refused",
+            ),
+            (
+                "pragma MAIN.Journal_Mode=off",
+                "PRAGMA journal_mode is refused",
+            ),
+            (
+                "PRAGMA 'locking_mode' = EXCLUSIVE",
+                "PRAGMA locking_mode is refused",
+            ),
+            (
+                "PRAGMA \"foreign_keys\" = 0",
+                "PRAGMA foreign_keys is refused",
+            ),
+            (
+                "PRAGMA main . [page_size] (8192)",
+                "PRAGMA page_size is refused",
+            ),
+            (
+                "PRAGMA `synchronous` = OFF",
+                "PRAGMA synchronous is refused",
+            ),
+            ("PRAGMA wal_checkpoint", "PRAGMA wal_checkpoint is refused"),
+            ("PRAGMA optimize", "PRAGMA optimize is refused"),
+            (
+                "PRAGMA writable_schema = ON",
+                "PRAGMA writable_schema is refused",
+            ),
+            (
+                "EXPLAIN PRAGMA journal_mode = OFF",
+                "PRAGMA journal_mode is refused",
+            ),
+            ("ATTACH 'x.db' AS x", "may not attach"),
+            ("/* c */ attach database 'x.db' as \"y\"", "may not attach"),
+            ("DETACH x", "may not attach"),
+            ("BEGIN", "may not control the transaction"),
+            ("-- c\nbegin immediate", "may not control the transaction"),
+            ("COMMIT", "may not control the transaction"),
+            ("END TRANSACTION", "may not control the transaction"),
+            ("ROLLBACK", "may not control the transaction"),
+            ("SAVEPOINT a", "may not control the transaction"),
+            ("RELEASE a", "may not control the transaction"),
+            ("ROLLBACK TO a", "may not control the transaction"),
         ] {
-            assert_eq!(pragma_name(sql).as_deref(), Some(name), "{sql}");
+            let refusal = judge.refusal(sql);
+            let reason = refusal.map(|r| r.reason).unwrap_or_default();
+            assert!(reason.contains(says), "{sql}: {reason:?}");
+        }
+        for sql in [
+            "PRAGMA user_version = 7",
+            "PRAGMA main.application_id = 1",
+            "PRAGMA table_info(t)",
+            "PRAGMA journal_mode",
+            "PRAGMA main.foreign_keys",
+            "PRAGMA defer_foreign_keys = ON",
+            "CREATE TABLE t (x)",
+            "INSERT INTO nowhere VALUES (1)",
+            "SELECT * FROM pragma_table_info('t')",
+            "SELECT 'PRAGMA journal_mode = OFF'",
+        ] {
+            assert_eq!(judge.refusal(sql), None, "{sql}");
         }
     }
 

@@ -6,7 +6,15 @@ use std::sync::Arc;
 use super::file_name::Kind;
 use super::rules;
 use crate::error::{Error, shorten};
+use crate::ffi::Judge;
 use crate::sql::{self, Statement};
+
+thread_local! {
+    /// Judges each statement by preparing it against an empty in-memory database (one per
+    /// thread that loads scripts).
+    static JUDGE: Judge = Judge::new(rules::judge)
+        .expect("SQLite opens an empty in-memory database");
+}
 
 /// Which stored script [`Script::from_history`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +71,13 @@ impl Script {
             let marker = text.lines().nth(line - 1).unwrap_or_default();
             return Err(invalid(line, marker, rules::NO_TRANSACTION));
         }
-        for statement in &statements {
-            if let Some(reason) = rules::refusal(statement) {
-                return Err(invalid(statement.line(), statement.sql(), &reason));
-            }
+        let refused = JUDGE.with(|judge| {
+            statements
+                .iter()
+                .find_map(|s| rules::refusal(s, judge).map(|reason| (s, reason)))
+        });
+        if let Some((statement, reason)) = refused {
+            return Err(invalid(statement.line(), statement.sql(), &reason));
         }
         if kind == Kind::Probe {
             if statements.len() != 1 {

@@ -23,8 +23,10 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::backup::copy_database;
+use crate::connection::Guarded;
 use crate::error::Error;
 use crate::execute::run_script;
+use crate::ffi::Authorizer;
 use crate::history::History;
 use crate::probe::{Effect, Probe, probe};
 use crate::source::{Migration, Script, Source};
@@ -132,13 +134,20 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
         .map_err(|e| {
             crate::connection::database_error(&scratch, "opening the scratch database", e)
         })?;
+    let guard = Authorizer::install(&mut conn, crate::source::judge)
+        .await
+        .map_err(|e| crate::connection::database_error(&scratch, "installing the authorizer", e))?;
     let applied = History::read(&mut conn).await.unwrap_or_default();
+    let mut on = Guarded {
+        conn: &mut conn,
+        guard: &guard,
+    };
     let mut checks = Vec::new();
     for migration in source.migrations() {
         if applied.get(migration.version()).is_some() {
             continue;
         }
-        let check = check_one(&mut conn, migration, start.is_some()).await;
+        let check = check_one(&mut on, migration, start.is_some()).await;
         let stop = check
             .problems
             .iter()
@@ -149,6 +158,7 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
         }
     }
     let _ = conn.close().await;
+    guard.connection_closed();
     Ok(VerifyReport {
         ok: checks.iter().all(|c| c.ok),
         migrations: checks,
@@ -156,14 +166,10 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
 }
 
 /// Runs the checks of one migration, leaving it applied.
-async fn check_one(
-    conn: &mut SqliteConnection,
-    migration: &Migration,
-    adopt: bool,
-) -> MigrationCheck {
+async fn check_one(on: &mut Guarded<'_>, migration: &Migration, adopt: bool) -> MigrationCheck {
     let mut problems = Vec::new();
     let mut adopted = false;
-    let outcome = checks(conn, migration, adopt, &mut problems, &mut adopted).await;
+    let outcome = checks(on, migration, adopt, &mut problems, &mut adopted).await;
     if let Err(problem) = outcome {
         problems.push(problem);
     }
@@ -184,7 +190,7 @@ async fn check_one(
 }
 
 async fn checks(
-    conn: &mut SqliteConnection,
+    on: &mut Guarded<'_>,
     migration: &Migration,
     adopt: bool,
     problems: &mut Vec<Problem>,
@@ -196,7 +202,7 @@ async fn checks(
         allowed: None,
         differing: Vec::new(),
     };
-    if ask(conn, migration).await? == Effect::Present {
+    if ask(on, migration).await? == Effect::Present {
         if adopt {
             *adopted = true;
             return Ok(());
@@ -210,18 +216,18 @@ async fn checks(
             ),
         ));
     }
-    let before = snapshot(conn).await?;
-    run(conn, migration, migration.forward()).await?;
-    if ask(conn, migration).await? != Effect::Present {
+    let before = snapshot(on.conn).await?;
+    run(on, migration, migration.forward()).await?;
+    if ask(on, migration).await? != Effect::Present {
         problems.push(problem(
             ProblemKind::ProbeNotConfirmed,
             "after the forward script the probe says 0".to_owned(),
         ));
     }
-    let applied = snapshot(conn).await?;
+    let applied = snapshot(on.conn).await?;
 
-    run(conn, migration, migration.rollback()).await?;
-    if ask(conn, migration).await? != Effect::Absent {
+    run(on, migration, migration.rollback()).await?;
+    if ask(on, migration).await? != Effect::Absent {
         problems.push(problem(
             ProblemKind::RollbackInexact,
             format!(
@@ -230,7 +236,7 @@ async fn checks(
             ),
         ));
     }
-    if let Some(differences) = before.differences(&snapshot(conn).await?) {
+    if let Some(differences) = before.differences(&snapshot(on.conn).await?) {
         problems.push(Problem {
             differing: differences.names.clone(),
             ..problem(
@@ -243,8 +249,8 @@ async fn checks(
         });
     }
 
-    run(conn, migration, migration.forward()).await?;
-    if let Some(differences) = applied.differences(&snapshot(conn).await?) {
+    run(on, migration, migration.forward()).await?;
+    if let Some(differences) = applied.differences(&snapshot(on.conn).await?) {
         problems.push(Problem {
             differing: differences.names.clone(),
             ..problem(
@@ -259,11 +265,7 @@ async fn checks(
 }
 
 /// Runs a script in its own transaction, as the runner would.
-async fn run(
-    conn: &mut SqliteConnection,
-    migration: &Migration,
-    script: &Script,
-) -> Result<(), Problem> {
+async fn run(on: &mut Guarded<'_>, migration: &Migration, script: &Script) -> Result<(), Problem> {
     let failed = |detail: String| Problem {
         kind: ProblemKind::ScriptFailed,
         detail,
@@ -271,31 +273,29 @@ async fn run(
         differing: Vec::new(),
     };
     sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
+        .execute(&mut *on.conn)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    match run_script(conn, migration.version(), script).await {
+    match run_script(on, migration.version(), script).await {
         Ok(_) => sqlx::raw_sql("COMMIT")
-            .execute(&mut *conn)
+            .execute(&mut *on.conn)
             .await
             .map(drop)
             .map_err(|e| failed(e.to_string())),
         Err(e) => {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *on.conn).await;
             Err(failed(e.to_string()))
         }
     }
 }
 
-async fn ask(conn: &mut SqliteConnection, migration: &Migration) -> Result<Effect, Problem> {
-    probe(conn, Probe::of(migration))
-        .await
-        .map_err(|e| Problem {
-            kind: ProblemKind::ProbeFailed,
-            detail: e.to_string(),
-            allowed: None,
-            differing: Vec::new(),
-        })
+async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, Problem> {
+    probe(on, Probe::of(migration)).await.map_err(|e| Problem {
+        kind: ProblemKind::ProbeFailed,
+        detail: e.to_string(),
+        allowed: None,
+        differing: Vec::new(),
+    })
 }
 
 async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, Problem> {

@@ -89,8 +89,16 @@ impl Workspace {
 
     /// The files in the backups directory (names, sorted), hidden ones included.
     pub fn backup_files(&self) -> Vec<String> {
-        list_dir(&self.backups_dir())
+        backups_in(&self.backups_dir())
     }
+}
+
+/// The files of a backups directory but the lock that runs of one database take turns on
+/// (`.<db>.backup-<tag>.lock`, empty).
+pub fn backups_in(dir: &Path) -> Vec<String> {
+    let mut files = list_dir(dir);
+    files.retain(|name| !name.ends_with(".lock"));
+    files
 }
 
 pub fn list_dir(dir: &Path) -> Vec<String> {

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::backup::{self, Copy, Journal, NewBackup, Reason};
+mod lock;
+
+use crate::backup::{self, BackupDir, Copy, Fresh, Journal, NewBackup, Reason, RunLock};
 use crate::config::{Backups, Config};
 use crate::connection::{
-    RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
-    main_file,
+    Guarded, RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
 };
 use crate::error::Error;
+use crate::ffi::{OpenMode, RawConnection};
 use crate::history::{self, Applied, History};
 
 /// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
@@ -89,17 +91,36 @@ pub(crate) struct Session {
     file: Option<PathBuf>,
     config: Config,
     mode: Mode,
-    /// The copy made before the lock was taken, to be brought up to date under it.
+    /// The journal mode of the run's transaction, as SQLite reported it at the start.
+    journal: String,
+    /// Whether scripts or probes may have run in the transaction.
+    scripts_ran: bool,
+    /// Where and why the session backs the database up, when it does.
+    planned: Option<Planned>,
+    /// Held while the session backs the database up: other runs of it wait before copying.
+    run_lock: Option<RunLock>,
+    /// Whether this session created the backup directory (a failed run removes it again).
+    created_backup_dir: bool,
+    /// The copy made before the lock was taken, brought up to date under it.
     copy: Option<Copy>,
     /// The backup taken in this session.
     backup: Option<NewBackup>,
 }
 
+/// The backup a session takes.
+struct Planned {
+    dir: BackupDir,
+    /// The directories [`BackupDir::prepare`] created for it.
+    created: Vec<PathBuf>,
+    reason: Reason,
+    journal: Journal,
+}
+
 impl Session {
     /// Opens the runner's connection (its own, with the pool's options, foreign keys off, the
-    /// busy timeout; for a dry run, no spilling of changes to the file), copies the database
-    /// when `intent` wants a backup (without a lock: writers go on), and takes the write lock
-    /// with `BEGIN IMMEDIATE`.
+    /// busy timeout, the scripts' authorizer; for a dry run, no spilling of changes to the
+    /// file), copies the database when `intent` wants a backup (without the write lock:
+    /// writers go on), and takes the write lock with `BEGIN IMMEDIATE` (see [`lock`]).
     pub async fn lock(
         pool: &SqlitePool,
         config: &Config,
@@ -115,65 +136,38 @@ impl Session {
             Mode::Apply => Use::Write { busy_timeout },
             Mode::DryRun => Use::DryRun { busy_timeout },
         };
-        let mut conn = RunnerConnection::open(pool, &database, work).await?;
-        let prepared = async {
-            let file = main_file(conn.get())
-                .await
-                .map_err(|e| database_error(&database, "locating the database file", e))?;
-            let copy = match (&file, wanted(mode, intent, config)) {
-                (Some(file), Some(reason)) => {
-                    let read = async {
-                        let applied = history::applied(conn.get()).await?;
-                        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                            .fetch_one(conn.get())
-                            .await?;
-                        Ok::<_, sqlx::Error>((history::current_version(&applied), mode))
-                    };
-                    let (version, mode) = read
-                        .await
-                        .map_err(|e| database_error(&database, "reading the history", e))?;
-                    let journal = match mode.eq_ignore_ascii_case("wal") {
-                        true => Journal::Wal,
-                        false => Journal::Rollback,
-                    };
-                    let dir = config.backup_dir_of(&database, file)?;
-                    let progress = config.progress();
-                    let target = (file.as_path(), journal);
-                    Some(
-                        backup::start(&dir, target, version, reason, busy_timeout, progress)
-                            .await?,
-                    )
-                }
-                _ => None,
-            };
-            tracing::info!(database = %database.display(), "waiting for the write lock");
-            execute(conn.get(), "BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| lock_error(&database, "taking the write lock", e, busy_timeout))?;
-            Ok::<_, Error>((file, copy))
-        }
-        .await;
-        let (file, copy) = match prepared {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                conn.close().await;
-                return Err(e);
-            }
-        };
-        tracing::info!(database = %database.display(), "write lock taken");
-        Ok(Session {
+        let conn = RunnerConnection::open(pool, &database, work, crate::source::judge).await?;
+        let mut session = Session {
             conn,
             database,
-            file,
+            file: None,
             config: config.clone(),
             mode,
-            copy,
+            journal: String::new(),
+            scripts_ran: false,
+            planned: None,
+            run_lock: None,
+            created_backup_dir: false,
+            copy: None,
             backup: None,
-        })
+        };
+        match session.prepare(intent).await {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                session.abandon().await;
+                Err(e)
+            }
+        }
     }
 
     pub fn conn(&mut self) -> &mut SqliteConnection {
         self.conn.get()
+    }
+
+    /// The connection with the authorizer that judges scripts and probes on it.
+    pub fn guarded(&mut self) -> Guarded<'_> {
+        self.scripts_ran = true;
+        self.conn.guarded()
     }
 
     pub fn database(&self) -> &Path {
@@ -218,6 +212,26 @@ impl Session {
         &mut self,
         version: i64,
     ) -> Result<Option<(NewBackup, crate::ffi::RawConnection)>, Error> {
+        if let (None, Some(planned), Some(file)) = (&self.copy, &mut self.planned, &self.file) {
+            // Another run changed the database while this one waited for it, and this one
+            // still has work: the copy is made now, under the lock.
+            tracing::info!(database = %self.database.display(), "copying the database under the write lock");
+            let created = std::mem::take(&mut planned.created);
+            let target = (file.as_path(), planned.journal);
+            let mut copy = backup::start(
+                &planned.dir,
+                created,
+                target,
+                (version, planned.reason),
+                self.config.busy_timeout(),
+                self.config.progress(),
+            )
+            .await?;
+            if copy.catch_up().await? == Fresh::Stale {
+                copy.refresh_locked().await?;
+            }
+            self.copy = Some(copy);
+        }
         match self.copy.take() {
             Some(copy) => Ok(Some(copy.finish(version).await?)),
             None => {
@@ -256,10 +270,8 @@ impl Session {
         }
         tracing::info!(database = %self.database.display(), "committed");
         self.conn.close().await;
-        if let (Some(file), Some(backup)) = (&self.file, &backup)
-            && let Ok(dir) = self.config.backup_dir_of(&self.database, file)
-        {
-            self.config.prune(&dir, &[backup]);
+        if let (Some(planned), Some(backup)) = (&self.planned, &backup) {
+            self.config.prune(&planned.dir, &[backup]);
         }
         Ok(())
     }
@@ -272,10 +284,59 @@ impl Session {
         rolled_back.map_err(|e| database_error(&self.database, "rolling back", e))
     }
 
-    /// Rolls back after an error; the backup is removed (the database is unchanged, so it
-    /// would only duplicate it).
+    /// Rolls back after an error. The backup is removed when the database is provably as it
+    /// was (it would only duplicate it): no script ran, or the rollback succeeded on a journal
+    /// that undoes everything. Otherwise it is kept, and a journal left behind by a failed
+    /// rollback is rolled back by a new connection.
     async fn abandon(mut self) {
-        let _ = execute(self.conn.get(), "ROLLBACK").await;
+        let rolled_back = execute(self.conn.get(), "ROLLBACK").await;
+        let undone = !self.scripts_ran || (rolled_back.is_ok() && self.journal_undoes().await);
         self.conn.close().await;
+        if let Some(lock) = self.run_lock.take()
+            && self.created_backup_dir
+        {
+            lock.remove();
+        }
+        if undone {
+            return;
+        }
+        if let Some(file) = &self.file {
+            recover(file).await;
+        }
+        if let Some(backup) = self.backup.take() {
+            let path = backup.keep();
+            tracing::warn!(
+                database = %self.database.display(),
+                backup = %path.display(),
+                "the run failed after its scripts ran, and SQLite cannot confirm that its rollback undid everything: the run's backup is kept"
+            );
+        }
+    }
+
+    /// Whether the connection still journals as it did when the run began, in a mode whose
+    /// rollback undoes every change.
+    async fn journal_undoes(&mut self) -> bool {
+        let now: Result<String, _> = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(self.conn.get())
+            .await;
+        now.is_ok_and(|now| now.eq_ignore_ascii_case(&self.journal))
+            && !self.journal.eq_ignore_ascii_case("off")
     }
 }
+
+/// Opens the database `file` once more and reads it, so that SQLite rolls back a journal that
+/// a failed rollback left behind (a hot journal) now rather than at the next open.
+async fn recover(file: &Path) {
+    let file = file.to_owned();
+    let recovered = backup::blocking(move || {
+        let conn = RawConnection::open(&file, OpenMode::Existing)?;
+        conn.exec("SELECT count(*) FROM sqlite_master")
+    })
+    .await;
+    if let Err(failure) = recovered {
+        tracing::warn!(%failure, "could not read the database after a failed rollback");
+    }
+}
+
+#[cfg(test)]
+mod tests;

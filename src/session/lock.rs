@@ -1,0 +1,195 @@
+//! Taking a session's write lock, with its backup's copy made first, so that neither other
+//! writers nor checkpointers ever wait for the copy or for the runner:
+//!
+//! 1. The runs of one database that will back it up take turns on a lock of their own
+//!    ([`BackupDir::lock_runs`]) *before* copying; a run that waited finds the history changed
+//!    (another run migrated) and copies nothing before the lock.
+//! 2. The copy is made without the write lock (in WAL mode under a read snapshot).
+//! 3. The write lock is taken without waiting while that snapshot is held: a checkpointer
+//!    (`wal_checkpoint(TRUNCATE)` and the like) holds the write lock while it waits for old
+//!    snapshots, so waiting for the lock with one held would deadlock with it until a busy
+//!    timeout. When the lock is not free at once (for [`SNAPSHOT_GRACE`]), the snapshot is
+//!    released first, and the runner waits with no snapshot held.
+//! 4. Under the lock the copy is brought up to date from the log; when the log was restarted
+//!    meanwhile (a checkpointer ran), the lock is released and the copy refreshed without it,
+//!    up to [`COPY_ROUNDS`] times, the last one under the lock.
+
+use std::time::{Duration, Instant};
+
+use sqlx::SqliteConnection;
+
+use super::{Intent, Planned, Session, wanted};
+use crate::backup::{self, Fresh, Journal};
+use crate::connection::{database_error, execute, is_busy, lock_error, main_file};
+use crate::error::Error;
+use crate::history;
+
+/// How long the runner tries for the write lock, without waiting in SQLite, while its copy
+/// holds a read snapshot: other writers' commits take milliseconds; a checkpointer waiting for
+/// that snapshot would hold the lock for as long as the snapshot is held.
+const SNAPSHOT_GRACE: Duration = Duration::from_millis(50);
+
+/// How many times the lock is taken to bring a copy up to date before the copy is refreshed
+/// under the lock.
+const COPY_ROUNDS: usize = 3;
+
+impl Session {
+    /// Everything before the session holds the write lock: the database file, a journal for
+    /// the run, the backup's copy when `intent` wants one, and the lock.
+    pub(super) async fn prepare(&mut self, intent: Intent) -> Result<(), Error> {
+        self.file = main_file(self.conn.get())
+            .await
+            .map_err(|e| database_error(&self.database, "locating the database file", e))?;
+        self.journal = self.journal_for_the_run().await?;
+        if let (Some(file), Some(reason)) =
+            (self.file.clone(), wanted(self.mode, intent, &self.config))
+        {
+            let busy_timeout = self.config.busy_timeout();
+            let seen = self.applied_unlocked().await?;
+            let dir = self.config.backup_dir_of(&self.database, &file)?;
+            let created = dir.prepare()?;
+            self.created_backup_dir = !created.is_empty();
+            self.run_lock = Some(dir.lock_runs(busy_timeout).await?);
+            let journal = match self.journal.eq_ignore_ascii_case("wal") {
+                true => Journal::Wal,
+                false => Journal::Rollback,
+            };
+            let now = self.applied_unlocked().await?;
+            let mut planned = Planned {
+                dir,
+                created,
+                reason,
+                journal,
+            };
+            if now == seen {
+                let version = now.last().map_or(0, |a| a.0);
+                let target = (file.as_path(), journal);
+                let created = std::mem::take(&mut planned.created);
+                self.copy = Some(
+                    backup::start(
+                        &planned.dir,
+                        created,
+                        target,
+                        (version, reason),
+                        busy_timeout,
+                        self.config.progress(),
+                    )
+                    .await?,
+                );
+            } else {
+                tracing::info!(database = %self.database.display(), "another run changed the history while this one waited: no copy before the lock");
+            }
+            self.planned = Some(planned);
+        }
+        self.take_write_lock().await
+    }
+
+    /// The applied versions and checksums, read without the lock.
+    async fn applied_unlocked(&mut self) -> Result<Vec<(i64, String)>, Error> {
+        let applied = history::applied(self.conn.get())
+            .await
+            .map_err(|e| database_error(&self.database, "reading the history", e))?;
+        Ok(applied
+            .into_iter()
+            .map(|a| (a.version, a.checksum))
+            .collect())
+    }
+
+    /// The journal mode the run's transaction uses. A connection without a journal on disk
+    /// (`journal_mode` OFF or MEMORY, as a pool's options may set it) journals to a file for
+    /// the run: without one, pages spilled before a failure could not be rolled back.
+    async fn journal_for_the_run(&mut self) -> Result<String, Error> {
+        let read = async |conn: &mut SqliteConnection, sql: &'static str| {
+            sqlx::query_scalar::<_, String>(sql).fetch_one(conn).await
+        };
+        let mode = read(self.conn.get(), "PRAGMA journal_mode")
+            .await
+            .map_err(|e| database_error(&self.database, "reading the journal mode", e))?;
+        if self.file.is_none() || !matches!(mode.to_ascii_lowercase().as_str(), "off" | "memory") {
+            return Ok(mode);
+        }
+        let set = read(self.conn.get(), "PRAGMA journal_mode = DELETE")
+            .await
+            .map_err(|e| database_error(&self.database, "setting a journal for the run", e))?;
+        tracing::info!(from = %mode, to = %set, "the runner's connection journals to a file for the run");
+        Ok(set)
+    }
+
+    /// Takes the write lock and, when the session copied the database, brings the copy up to
+    /// date under it.
+    async fn take_write_lock(&mut self) -> Result<(), Error> {
+        tracing::info!(database = %self.database.display(), "waiting for the write lock");
+        for round in 1..=COPY_ROUNDS {
+            self.begin_immediate().await?;
+            let Some(copy) = self.copy.as_mut() else {
+                break;
+            };
+            match copy.catch_up().await? {
+                Fresh::Exact => break,
+                Fresh::Stale if round < COPY_ROUNDS => {
+                    execute(self.conn.get(), "ROLLBACK").await.map_err(|e| {
+                        database_error(&self.database, "releasing the write lock", e)
+                    })?;
+                    copy.refresh().await?;
+                }
+                Fresh::Stale => copy.refresh_locked().await?,
+            }
+        }
+        tracing::info!(database = %self.database.display(), "write lock taken");
+        Ok(())
+    }
+
+    /// `BEGIN IMMEDIATE`. While the copy holds its read snapshot, only without waiting in
+    /// SQLite (for [`SNAPSHOT_GRACE`]); then the snapshot is released and the runner waits
+    /// for the busy timeout with none held.
+    async fn begin_immediate(&mut self) -> Result<(), Error> {
+        let busy_timeout = self.config.busy_timeout();
+        if self.copy.as_ref().is_some_and(backup::Copy::holds_snapshot) {
+            if self.try_begin_for(SNAPSHOT_GRACE).await? {
+                return Ok(());
+            }
+            if let Some(copy) = self.copy.as_mut() {
+                copy.release_snapshot();
+            }
+            tracing::info!("the write lock is held: waiting for it with no snapshot held");
+        }
+        execute(self.conn.get(), "BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| lock_error(&self.database, "taking the write lock", e, busy_timeout))
+    }
+
+    /// Tries `BEGIN IMMEDIATE` without waiting in SQLite, again and again for `grace`.
+    async fn try_begin_for(&mut self, grace: Duration) -> Result<bool, Error> {
+        let failed = |e| database_error(&self.database, "taking the write lock", e);
+        set_busy_timeout(self.conn.get(), Duration::ZERO)
+            .await
+            .map_err(failed)?;
+        let deadline = Instant::now() + grace;
+        let taken = loop {
+            match execute(self.conn.get(), "BEGIN IMMEDIATE").await {
+                Ok(()) => break Ok(true),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) if is_busy(&e) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        let reset = set_busy_timeout(self.conn.get(), self.config.busy_timeout()).await;
+        let taken = taken.map_err(failed)?;
+        reset.map_err(failed)?;
+        Ok(taken)
+    }
+}
+
+/// Sets the connection's busy timeout.
+async fn set_busy_timeout(
+    conn: &mut SqliteConnection,
+    timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    let ms = timeout.as_millis().min(i32::MAX as u128);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+        .execute(conn)
+        .await
+        .map(drop)
+}
