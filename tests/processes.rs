@@ -1,5 +1,10 @@
 //! Concurrency across processes: eight migrator processes started together on one database
-//! file while a ninth process keeps inserting and committing rows.
+//! file while a ninth process keeps inserting and committing rows; four migrators started
+//! together on a large database copy it once; an application that truncates its log while it
+//! writes never waits for a migrator, nor a migrator for it.
+//!
+//! The tests on large databases (hundreds of MB) are ignored by a plain `cargo test`; `.ci/run`
+//! runs them in release mode.
 
 mod common;
 
@@ -189,4 +194,208 @@ fn parse_commit(line: &str) -> Option<(i64, Duration)> {
         id.parse().ok()?,
         Duration::from_micros(micros.trim().parse().ok()?),
     ))
+}
+
+/// A WAL database of about `mb` MB: a table `blobs` of 4 KB rows, and `app_rows`.
+async fn large_wal_database(path: &std::path::Path, mb: u64) {
+    exec(
+        path,
+        &format!(
+            "PRAGMA journal_mode = WAL;\n\
+             CREATE TABLE app_rows (id INTEGER PRIMARY KEY, written_at REAL);\n\
+             CREATE TABLE blobs AS WITH RECURSIVE n(i) AS \
+               (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+             SELECT i, randomblob(4000) AS b FROM n;\n\
+             PRAGMA wal_checkpoint(TRUNCATE);\n",
+            mb * 256
+        ),
+    )
+    .await;
+}
+
+/// One trivial pending migration.
+fn one_trivial_migration(ws: &Workspace) {
+    ws.migration(
+        "001_note",
+        "ALTER TABLE app_rows ADD COLUMN note TEXT;\n",
+        "ALTER TABLE app_rows DROP COLUMN note;\n",
+        "SELECT count(*) FROM pragma_table_info('app_rows') WHERE name = 'note';\n",
+    );
+}
+
+/// The CLI migrating the workspace's database, with the default busy timeout.
+fn migrate_command(ws: &Workspace) -> Command {
+    let mut command = Command::new(cli());
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .arg("--database")
+        .arg(ws.db())
+        .arg("--migrations")
+        .arg(ws.migrations_dir())
+        .args(["--json", "migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Four migrators of one 200 MB database started at once (service replicas at a deploy): the
+/// one that migrates copies the database; the others wait for it before copying anything and
+/// find the work done. The backups directory never holds more than one copy.
+#[tokio::test]
+#[ignore = "a 200 MB database: run in release by .ci/run"]
+async fn four_migrators_started_at_once_copy_the_database_once() {
+    let ws = Workspace::new();
+    large_wal_database(&ws.db(), 200).await;
+    one_trivial_migration(&ws);
+    let db_size = std::fs::metadata(ws.db()).unwrap().len();
+    assert!(db_size > 200 << 20, "{db_size}");
+    cli();
+
+    // The size of the backups directory, sampled until the migrators are done.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (dir, done) = (ws.backups_dir(), done.clone());
+        std::thread::spawn(move || {
+            let (mut peak, mut files) = (0u64, BTreeSet::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut size = 0;
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    size += entry.metadata().map_or(0, |m| m.len());
+                    files.insert(entry.file_name().to_string_lossy().into_owned());
+                }
+                peak = peak.max(size);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (peak, files)
+        })
+    };
+    let started = Instant::now();
+    let migrators: Vec<_> = (0..4)
+        .map(|_| migrate_command(&ws).spawn().unwrap())
+        .collect();
+    let outputs: Vec<_> = migrators
+        .into_iter()
+        .map(|m| m.wait_with_output().unwrap())
+        .collect();
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (peak, seen) = sampler.join().unwrap();
+
+    let mut applied = 0;
+    for out in &outputs {
+        let report = success_json(out);
+        applied += usize::from(!report["migrations"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(applied, 1, "exactly one migrator applies");
+    let partials: Vec<&String> = seen.iter().filter(|n| n.ends_with(".partial")).collect();
+    assert_eq!(partials.len(), 1, "copies made: {partials:?}");
+    assert_eq!(ws.backup_files().len(), 1, "{:?}", ws.backup_files());
+    assert!(
+        peak <= db_size + db_size / 10,
+        "the backups directory held {peak} bytes at its peak for a database of {db_size}"
+    );
+    println!(
+        "four migrators at once on {} MB: all exited 0 in {} ms; copies made: 1; peak of the \
+         backups directory: {} MB",
+        db_size >> 20,
+        took.as_millis(),
+        peak >> 20
+    );
+}
+
+/// An application that commits every 10 ms and truncates its log every 0.5 s (its busy timeout
+/// 10 s) beside a migrate with a backup, on a 300 MB database. A checkpoint that truncates
+/// holds the write lock while it waits for old read snapshots: a migrator that waited for the
+/// write lock with its copy's snapshot held would deadlock with it (until a busy timeout), with
+/// every application writer queued behind. Here the migrate succeeds with the default busy
+/// timeout, the application never fails a write, and its longest commit or checkpoint stays
+/// below the migrate's own time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 300 MB database: run in release by .ci/run"]
+async fn an_application_truncating_its_log_and_a_migrate_never_wait_for_each_other() {
+    let ws = Workspace::new();
+    large_wal_database(&ws.db(), 300).await;
+    one_trivial_migration(&ws);
+    cli();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = {
+        let (db, stop) = (ws.db(), stop.clone());
+        tokio::spawn(async move {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .busy_timeout(Duration::from_secs(10));
+            let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+            let (mut commits, mut failures) = (0u64, Vec::new());
+            let (mut longest_commit, mut longest_checkpoint) = (Duration::ZERO, Duration::ZERO);
+            let mut last_checkpoint = Instant::now();
+            let mut largest_log = 0u64;
+            let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                match sqlx::query("INSERT INTO app_rows (written_at) VALUES (julianday('now'))")
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => commits += 1,
+                    Err(e) => failures.push(e.to_string()),
+                }
+                longest_commit = longest_commit.max(started.elapsed());
+                largest_log = largest_log.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                if last_checkpoint.elapsed() >= Duration::from_millis(500) {
+                    let started = Instant::now();
+                    let checkpoint: Result<(i64, i64, i64), _> =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .fetch_one(&mut conn)
+                            .await;
+                    if let Err(e) = &checkpoint {
+                        failures.push(format!("checkpoint: {e}"));
+                    }
+                    longest_checkpoint = longest_checkpoint.max(started.elapsed());
+                    last_checkpoint = Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            conn.close().await.unwrap();
+            (
+                commits,
+                failures,
+                longest_commit,
+                longest_checkpoint,
+                largest_log,
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    // The migrator is another process; this runtime's threads go on running the application.
+    let mut command = migrate_command(&ws);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (commits, failures, longest_commit, longest_checkpoint, largest_log) = app.await.unwrap();
+
+    success_json(&out);
+    assert!(failures.is_empty(), "the application failed: {failures:?}");
+    assert!(commits > 100, "the application barely wrote: {commits}");
+    let longest = longest_commit.max(longest_checkpoint);
+    assert!(
+        longest < took,
+        "the application waited {longest:?} (commit {longest_commit:?}, checkpoint \
+         {longest_checkpoint:?}); the migrate took {took:?}"
+    );
+    println!(
+        "checkpointing application beside a migrate of {} MB: migrate {} ms (exit 0); the \
+         application committed {commits} rows, none failed; its longest commit {} ms, longest \
+         checkpoint {} ms; largest log {} MB",
+        std::fs::metadata(ws.db()).unwrap().len() >> 20,
+        took.as_millis(),
+        longest_commit.as_millis(),
+        longest_checkpoint.as_millis(),
+        largest_log >> 20
+    );
 }
