@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::backup::{BackupDir, ProgressFn};
 use crate::error::Error;
+use crate::history::Live;
 use crate::plan::Newer;
 
 /// Default number of backups kept per database.
@@ -25,6 +26,16 @@ pub(crate) enum Backups {
     Skip,
 }
 
+/// Whether a file named for a restore must be proven to be a backup of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// It must hold the database's identity (or, taken by an older build, a history that
+    /// agrees with the database's).
+    Required,
+    /// The user restores it anyway: what was found is logged.
+    Waived,
+}
+
 /// The configuration of a migrator.
 #[derive(Clone)]
 pub(crate) struct Config {
@@ -33,6 +44,7 @@ pub(crate) struct Config {
     busy_timeout: Duration,
     backups: Backups,
     newer: Newer,
+    proof: Proof,
     progress: Option<ProgressFn>,
 }
 
@@ -44,6 +56,7 @@ impl Default for Config {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             backups: Backups::Take,
             newer: Newer::Refuse,
+            proof: Proof::Required,
             progress: None,
         }
     }
@@ -57,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("busy_timeout", &self.busy_timeout)
             .field("backups", &self.backups)
             .field("newer", &self.newer)
+            .field("proof", &self.proof)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +101,14 @@ impl Config {
         self.newer
     }
 
+    pub fn set_proof(&mut self, proof: Proof) {
+        self.proof = proof;
+    }
+
+    pub fn proof(&self) -> Proof {
+        self.proof
+    }
+
     pub fn set_progress(&mut self, progress: ProgressFn) {
         self.progress = Some(progress);
     }
@@ -108,10 +130,11 @@ impl Config {
         BackupDir::of(database, file, self.backup_dir.as_deref())
     }
 
-    /// Applies retention to `dir` after a successful run, keeping `protect`. Failures are
-    /// logged, not returned: the run itself succeeded.
-    pub fn prune(&self, dir: &BackupDir, protect: &[&Path]) {
-        if let Err(err) = dir.prune(self.keep_backups, protect) {
+    /// Applies retention to `dir` after a successful run, keeping `protect`: only backups of
+    /// the database `live` (by its identity) count and go. Failures are logged, not
+    /// returned: the run itself succeeded.
+    pub async fn prune(&self, dir: &BackupDir, protect: &[&Path], live: &Live) {
+        if let Err(err) = dir.prune(self.keep_backups, protect, live).await {
             tracing::warn!(dir = %dir.path().display(), %err, "could not prune old backups");
         }
     }

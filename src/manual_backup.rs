@@ -9,12 +9,14 @@ use crate::backup::Reason;
 use crate::config::{Backups, Config};
 use crate::connection::display_name;
 use crate::error::{BackupError, Error};
+use crate::history::{Identified, Live};
 use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 
 /// A backup taken on demand, and the database file it belongs to.
 struct Taken {
     path: PathBuf,
     file: PathBuf,
+    identity: Identified,
 }
 
 impl Outcome for Taken {
@@ -33,12 +35,17 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Pat
         async |session: &mut Session| {
             let version = session.history().await?.current_version();
             session.take_backup(version).await?;
-            match (session.take_out_backup(), session.file()) {
-                (Some(backup), Some(file)) => Ok(Taken {
+            match (
+                session.take_out_backup(),
+                session.file(),
+                session.identity(),
+            ) {
+                (Some(backup), Some(file), Some(identity)) => Ok(Taken {
                     file: file.to_owned(),
+                    identity: identity.clone(),
                     path: backup.keep(),
                 }),
-                (_, file) => Err(Error::Backup {
+                (_, file, _) => Err(Error::Backup {
                     database: session.database().to_owned(),
                     path: file.map(Path::to_owned).unwrap_or_default(),
                     cause: match config.backups() {
@@ -51,6 +58,7 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Pat
     )
     .await?;
     let dir = config.backup_dir_of(&display_name(pool), &taken.file)?;
-    config.prune(&dir, &[&taken.path]);
+    let live = Live::identified(taken.identity);
+    config.prune(&dir, &[&taken.path], &live).await;
     Ok(taken.path)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 
 use crate::backup::BackupProgress;
-use crate::config::{Backups, Config};
+use crate::config::{Backups, Config, Proof};
 use crate::connection::{database_file, display_name};
 use crate::error::Error;
 use crate::import::{ImportReport, import_sqlx};
@@ -87,6 +87,16 @@ impl Migrator {
     /// works either way, with the scripts the history stored.
     pub fn allow_newer_database(mut self) -> Self {
         self.config.set_newer(Newer::Accept);
+        self
+    }
+
+    /// Lets [`restore_file`](Self::restore_file) restore a file that is not proven to be a
+    /// backup of this database: one that holds another database's identity, or no identity and
+    /// no history to compare (a file from elsewhere, or the user's own copy). What was found is
+    /// logged as a warning; the safety backup is taken as always. Without it such a file is
+    /// refused ([`Error::ForeignBackup`]).
+    pub fn restore_foreign_files(mut self) -> Self {
+        self.config.set_proof(Proof::Waived);
         self
     }
 
@@ -184,16 +194,18 @@ impl Migrator {
     ///
     /// The file is checked like the backup a rollback restores: it must belong to the user
     /// running backstop and be writable by nobody else, be a whole SQLite database that passes
-    /// `PRAGMA integrity_check`, and be this database's (its name carries this database's
-    /// identity tag; a file named without a tag must have a history that agrees with the
-    /// database's). A safety backup is taken first; the restore goes through SQLite's backup
-    /// API under the write lock.
+    /// `PRAGMA integrity_check`, and be this database's: it holds this database's identity (or,
+    /// taken by an older build, a history that agrees with the database's), whatever its name
+    /// ([`restore_foreign_files`](Self::restore_foreign_files) waives this). The database
+    /// file itself is refused. A safety backup is taken first; the restore goes through
+    /// SQLite's backup API under the write lock, and the database keeps its identity.
     pub async fn restore_file(
         &self,
         pool: &SqlitePool,
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
-        restore_file(pool, &self.config, path.as_ref(), Mode::Apply).await
+        let how = (Mode::Apply, self.config.proof());
+        restore_file(pool, &self.config, path.as_ref(), how).await
     }
 
     /// Reports what [`restore_file`](Self::restore_file) would do, after the same checks, and
@@ -203,7 +215,8 @@ impl Migrator {
         pool: &SqlitePool,
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
-        restore_file(pool, &self.config, path.as_ref(), Mode::DryRun).await
+        let how = (Mode::DryRun, self.config.proof());
+        restore_file(pool, &self.config, path.as_ref(), how).await
     }
 
     /// Moves a database that sqlx migrated to backstop: records every version sqlx applied
@@ -242,7 +255,11 @@ impl Migrator {
         let Some(file) = database_file(pool, &database).await? else {
             return Ok(Vec::new());
         };
-        self.config.backup_dir_of(&database, &file)?.list().await
+        let live = crate::connection::unlocked_live(pool, &database).await?;
+        self.config
+            .backup_dir_of(&database, &file)?
+            .list(&live)
+            .await
     }
 }
 

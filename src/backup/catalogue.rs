@@ -14,11 +14,12 @@ use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
 
 use super::file::{Check, backup_history};
-use super::identity::DatabaseTag;
+use super::identity::{DatabaseTag, Whose, is_first_backup, whose};
 use super::name::{NewNames, parse_name};
 use super::trust::{DatabaseMode, check_dir, check_file, create_dir, create_file, is_mine};
 use super::{BackupInfo, Reason};
 use crate::error::{BackupError, Error, LockHolder};
+use crate::history::Live;
 
 /// How old an untagged temporary file must be before it is taken for a leftover: one that
 /// recent may be an older build's backup of another database, being written now.
@@ -73,6 +74,8 @@ pub(crate) struct BackupDir {
     /// The database's file name: the prefix of every backup of it.
     db_name: String,
     tag: DatabaseTag,
+    /// The tag older builds gave the file.
+    legacy_tag: DatabaseTag,
     mode: DatabaseMode,
 }
 
@@ -101,6 +104,7 @@ impl BackupDir {
             database: database.to_owned(),
             db_name,
             tag: DatabaseTag::of(file, &meta),
+            legacy_tag: DatabaseTag::legacy(file, &meta),
             mode: DatabaseMode::of(&meta),
         })
     }
@@ -113,12 +117,13 @@ impl BackupDir {
         &self.database
     }
 
-    pub fn tag(&self) -> &DatabaseTag {
-        &self.tag
-    }
-
     pub fn mode(&self) -> DatabaseMode {
         self.mode
+    }
+
+    /// Whether a backup name's tag is this database file's (now or as older builds named it).
+    fn is_ours(&self, tag: &str) -> bool {
+        tag == self.tag.as_str() || tag == self.legacy_tag.as_str()
     }
 
     fn prefix(&self) -> String {
@@ -259,7 +264,7 @@ impl BackupDir {
                 continue;
             };
             let leftover = match &parsed.tag {
-                Some(tag) => tag == self.tag.as_str(),
+                Some(tag) => self.is_ours(tag),
                 None => meta
                     .modified()
                     .ok()
@@ -317,7 +322,7 @@ impl BackupDir {
                 let rest = name.strip_prefix(&prefix)?.strip_suffix(".sqlite3")?;
                 let parsed = parse_name(rest)?;
                 let untagged = match &parsed.tag {
-                    Some(tag) if tag == self.tag.as_str() => false,
+                    Some(tag) if self.is_ours(tag) => false,
                     Some(_) => return None, // another database's
                     None => true,
                 };
@@ -334,9 +339,11 @@ impl BackupDir {
         Ok(entries)
     }
 
-    /// Every backup of this database, newest first, with the version each one holds (read from
-    /// the file, read-only) or why it cannot be read.
-    pub async fn list(&self) -> Result<Vec<BackupInfo>, Error> {
+    /// Every backup of the database `live`, newest first, with the version each one holds
+    /// (read from the file, read-only) or why it cannot be read. A file named for this database
+    /// that holds another database's identity is not listed; one that cannot be attributed is
+    /// listed as such (`untagged`).
+    pub async fn list(&self, live: &Live) -> Result<Vec<BackupInfo>, Error> {
         let mut out = Vec::new();
         for entry in self.entries()? {
             let meta = std::fs::metadata(&entry.path).map_err(|cause| {
@@ -351,9 +358,13 @@ impl BackupDir {
                     .await
                     .map_err(|e| e.to_string()),
             };
-            let (version, error) = match read {
-                Ok(history) => (Some(history.current_version()), None),
-                Err(e) => (None, Some(e)),
+            let (version, error, attributed) = match read {
+                Ok(held) => match whose(&entry.path, &held, live) {
+                    Whose::Foreign(_) => continue,
+                    Whose::Unknown(_) => (Some(held.current_version()), None, false),
+                    Whose::Ours => (Some(held.current_version()), None, !entry.untagged),
+                },
+                Err(e) => (None, Some(e), !entry.untagged),
             };
             out.push(BackupInfo {
                 path: entry.path,
@@ -361,20 +372,37 @@ impl BackupDir {
                 taken_at: entry.taken_at,
                 size: meta.len(),
                 reason: entry.reason,
-                untagged: entry.untagged,
+                untagged: !attributed,
                 error,
             });
         }
         Ok(out)
     }
 
-    /// Keeps the newest `keep` backups of this database and those in `protect`; removes its
-    /// other backups. Untagged backups and every other file are never touched.
-    pub fn prune(&self, keep: usize, protect: &[&Path]) -> Result<Vec<PathBuf>, Error> {
+    /// Keeps the newest `keep` backups of the database `live`, and those in `protect`;
+    /// removes its other backups: those that hold its identity, and the one taken as it got
+    /// it. Backups of older builds (no identity), files that cannot be read, and every other
+    /// file are never touched.
+    pub async fn prune(
+        &self,
+        keep: usize,
+        protect: &[&Path],
+        live: &Live,
+    ) -> Result<Vec<PathBuf>, Error> {
         let mut removed = Vec::new();
-        let ours = self.entries()?.into_iter().filter(|e| !e.untagged);
-        for entry in ours.skip(keep) {
-            if protect.contains(&entry.path.as_path()) {
+        let mut kept = 0;
+        let identity = live.identity.as_ref().map(|i| &i.identity);
+        for entry in self.entries()?.into_iter().filter(|e| !e.untagged) {
+            let held = backup_history(&entry.path, Check::HistoryOnly).await;
+            let ours = is_first_backup(&entry.path, live)
+                || held.is_ok_and(|held| {
+                    held.identity.is_some() && held.identity.as_ref() == identity
+                });
+            if !ours {
+                continue;
+            }
+            if kept < keep || protect.contains(&entry.path.as_path()) {
+                kept += 1;
                 continue;
             }
             std::fs::remove_file(&entry.path).map_err(|cause| {

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::error::BackupError;
-use crate::history::History;
+use crate::history::{History, Identity, identity};
 
 /// How much to check of a backup before reading its history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +64,24 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, BackupError> {
     Ok(Header { page_size })
 }
 
-/// Checks a backup file's header, opens it read-only and reads the history it holds.
-pub(crate) async fn backup_history(path: &Path, check: Check) -> Result<History, BackupError> {
+/// What a backup holds that says whose it is and what version: the history, and the identity
+/// of the database it was taken of (`None` for a backup taken before backups carried it).
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub history: History,
+    pub identity: Option<Identity>,
+}
+
+impl Held {
+    /// The version the backup holds.
+    pub fn current_version(&self) -> i64 {
+        self.history.current_version()
+    }
+}
+
+/// Checks a backup file's header, opens it read-only and reads the history and identity it
+/// holds.
+pub(crate) async fn backup_history(path: &Path, check: Check) -> Result<Held, BackupError> {
     read_header(path)?;
     let unreadable = |cause| BackupError::Unreadable { cause };
     let mut conn = SqliteConnectOptions::new()
@@ -78,7 +94,12 @@ pub(crate) async fn backup_history(path: &Path, check: Check) -> Result<History,
         if check == Check::Integrity {
             integrity_check(&mut conn).await?;
         }
-        History::read(&mut conn).await.map_err(unreadable)
+        let history = History::read(&mut conn).await.map_err(unreadable)?;
+        let identity = identity::read(&mut conn).await.map_err(unreadable)?;
+        Ok(Held {
+            history,
+            identity: identity.map(|held| held.identity),
+        })
     }
     .await;
     let _ = conn.close().await;

@@ -38,7 +38,8 @@ pub(crate) use catalogue::{BackupDir, RunLock};
 pub use copy::{BenchCopy, STEP_PAGES, bench_copy};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub(crate) use file::{Check, Header, backup_history, read_header};
-pub(crate) use name::{tag_in_name, taken_at_in_name};
+pub(crate) use identity::{Whose, is_first_backup, whose};
+pub(crate) use name::taken_at_in_name;
 pub(crate) use take::{Copy, Fresh, Journal, NewBackup, start};
 pub(crate) use trust::check_file;
 

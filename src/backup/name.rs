@@ -97,11 +97,6 @@ fn name_of(path: &Path) -> Option<Name> {
     parse_name(rest)
 }
 
-/// The tag a backup file's name carries, `None` for an untagged name (or no backup name).
-pub(crate) fn tag_in_name(path: &Path) -> Option<String> {
-    name_of(path)?.tag
-}
-
 /// When a backup file's name says it was taken.
 pub(crate) fn taken_at_in_name(path: &Path) -> Option<OffsetDateTime> {
     Some(name_of(path)?.taken_at)
@@ -138,12 +133,5 @@ mod tests {
         ] {
             assert_eq!(parse_name(foreign), None, "{foreign}");
         }
-        assert_eq!(
-            tag_in_name(Path::new(
-                "/b/app.sqlite3.backup-0123456789ab-20261124T022550123456Z-v1-manual.sqlite3"
-            ))
-            .as_deref(),
-            Some("0123456789ab")
-        );
     }
 }

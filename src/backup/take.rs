@@ -385,9 +385,9 @@ impl Copy {
             .map_err(|cause| self.failed(cause))
     }
 
-    /// Phase 2, under the caller's write lock, once the copy is exact: checks that it holds
-    /// `version`, makes it self-contained, syncs it and renames it. Hands the source
-    /// connection back.
+    /// Phase 2, under the caller's write lock, once the copy is exact: makes it
+    /// self-contained, checks that it holds `version`, syncs it and renames it. Hands the
+    /// source connection back.
     pub async fn finish(self, version: i64) -> Result<(NewBackup, RawConnection), Error> {
         let path = self.names.partial.clone();
         blocking(move || finish_file(&path))

@@ -80,6 +80,10 @@ pub(crate) enum Command {
         /// The backup file
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Restore it even when it is not proven to be a backup of this database (another
+        /// database's identity, or nothing to compare); a safety backup is still taken
+        #[arg(long)]
+        force: bool,
         /// Report what would happen; change nothing
         #[arg(long)]
         dry_run: bool,

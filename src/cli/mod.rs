@@ -233,7 +233,19 @@ async fn run_command(
             };
             format.print(&report);
         }
-        Command::Restore { path, dry_run } => {
+        Command::Restore {
+            path,
+            force,
+            dry_run,
+        } => {
+            let forced;
+            let migrator = match force {
+                true => {
+                    forced = migrator.clone().restore_foreign_files();
+                    &forced
+                }
+                false => migrator,
+            };
             let report = if *dry_run {
                 migrator.restore_file_dry_run(pool, path).await?
             } else {

@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, LockHolder};
-use crate::history::History;
+use crate::history::{History, Live};
 pub(crate) use runner::{Guarded, RunnerConnection, Use};
 pub(crate) use shape::is_read_only;
 
@@ -54,6 +54,15 @@ pub(crate) async fn unlocked_history(pool: &SqlitePool, database: &Path) -> Resu
     let mut conn = acquire(pool, database).await?;
     match History::read(&mut conn).await {
         Ok(history) => Ok(history),
+        Err(e) => Err(read_error(&mut conn, database, "reading the history", e).await),
+    }
+}
+
+/// Reads the history and identity on a pool connection, without a lock.
+pub(crate) async fn unlocked_live(pool: &SqlitePool, database: &Path) -> Result<Live, Error> {
+    let mut conn = acquire(pool, database).await?;
+    match Live::read(&mut conn).await {
+        Ok(live) => Ok(live),
         Err(e) => Err(read_error(&mut conn, database, "reading the history", e).await),
     }
 }

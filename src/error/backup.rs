@@ -92,6 +92,10 @@ pub enum BackupError {
     #[error("backups are off for this migrator")]
     Off,
 
+    /// The file named for a restore is the database itself.
+    #[error("it is the database file itself: name one of its backups")]
+    IsTheDatabase,
+
     /// The database is in memory: there is no file to copy.
     #[error("the database is in memory: there is no file to back up")]
     InMemory,

@@ -5,11 +5,13 @@
 //! metadata in `.sqlx/`). Reading is here; writing, and bringing a table of an older build up
 //! to the current definition, in [`write`].
 
+pub(crate) mod identity;
 mod write;
 
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
+pub(crate) use identity::{Identified, Identity};
 pub(crate) use write::{
     NewRecord, clear_superseded, delete, drop_table, ensure_current, insert, set_superseded,
 };
@@ -140,6 +142,32 @@ fn without_table_is_empty<T>(rows: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>
             Ok(Vec::new())
         }
         other => other,
+    }
+}
+
+/// What the live database holds that says which backups are its own: its identity and its
+/// history.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Live {
+    pub identity: Option<Identified>,
+    pub history: History,
+}
+
+impl Live {
+    /// A database known only by its identity (enough to prune its backups).
+    pub fn identified(identity: Identified) -> Self {
+        Live {
+            identity: Some(identity),
+            history: History::default(),
+        }
+    }
+
+    /// Reads both (no table: nothing).
+    pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
+        Ok(Live {
+            history: History::read(&mut *conn).await?,
+            identity: identity::read(conn).await?,
+        })
     }
 }
 

@@ -9,11 +9,13 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 use crate::backup::{
-    BackupDir, Check, Header, backup_history, check_file, read_header, tag_in_name,
+    BackupDir, Check, Header, Whose, backup_history, check_file, is_first_backup, read_header,
+    whose,
 };
+use crate::config::Proof;
 use crate::connection::{acquire, database_error};
 use crate::error::{BackupError, Error};
-use crate::history::History;
+use crate::history::Live;
 
 /// The backup a restore will copy.
 #[derive(Debug, Clone)]
@@ -33,7 +35,7 @@ pub(crate) struct Chosen {
 /// read, is damaged or is writable by others, the rollback stops with an error naming it; it
 /// is never passed over for an older one in silence. Backups of another history at `to` (the
 /// database was rolled back by scripts and migrated again since) are passed over.
-pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &History) -> Result<Chosen, Error> {
+pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &Live) -> Result<Chosen, Error> {
     let refused = |path: &Path, cause| Error::Backup {
         database: dir.database().to_owned(),
         path: path.to_owned(),
@@ -57,10 +59,14 @@ pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &History) -> Resu
             Err(cause) if claims_to => return Err(refused(&entry.path, cause)),
             Err(_) => continue,
         };
+        if let Whose::Foreign(why) | Whose::Unknown(why) = whose(&entry.path, &held, live) {
+            tracing::info!(path = %entry.path.display(), why, "skipping a backup that is not this database's");
+            continue;
+        }
         if held.current_version() != to {
             continue;
         }
-        if held.first_disagreement(live).is_some() {
+        if held.history.first_disagreement(&live.history).is_some() {
             tracing::info!(path = %entry.path.display(), "skipping a backup of another history");
             continue;
         }
@@ -80,7 +86,7 @@ pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &History) -> Resu
         version: to,
         dir: dir.path().to_owned(),
         available: dir
-            .list()
+            .list(live)
             .await?
             .into_iter()
             .map(|b| (b.path, b.version))
@@ -89,10 +95,14 @@ pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &History) -> Resu
 }
 
 /// The backup file at `path`, named by the user, whatever version it holds. It must be the
-/// user's own and writable by nobody else, whole and intact, and this database's: its name
-/// carries this database's tag, or (for a name without a tag) its history agrees with the
-/// database's.
-pub(crate) async fn by_path(dir: &BackupDir, path: &Path, live: &History) -> Result<Chosen, Error> {
+/// user's own and writable by nobody else, whole and intact, and (unless `proof` is waived)
+/// this database's ([`whose`]).
+pub(crate) async fn by_path(
+    dir: &BackupDir,
+    path: &Path,
+    live: &Live,
+    proof: Proof,
+) -> Result<Chosen, Error> {
     let failed = |cause| Error::Backup {
         database: dir.database().to_owned(),
         path: path.to_owned(),
@@ -108,30 +118,28 @@ pub(crate) async fn by_path(dir: &BackupDir, path: &Path, live: &History) -> Res
         .await
         .map_err(failed)?;
     let header = read_header(path).map_err(failed)?;
-    let foreign = |reason: String| Error::ForeignBackup {
-        database: dir.database().to_owned(),
-        path: path.to_owned(),
-        reason,
-    };
-    match tag_in_name(path) {
-        Some(tag) if tag == dir.tag().as_str() => {}
-        Some(tag) => {
-            return Err(foreign(format!(
-                "its name carries the identity tag {tag}, and this database's is {}: it is a \
-                 backup of another database (or of this one before it was copied, or moved to \
-                 another file system); if you are sure it is this database's, give the file a \
-                 name without the tag and restore that",
-                dir.tag().as_str()
-            )));
+    match (whose(path, &held, live), proof) {
+        (Whose::Ours, _) => {
+            let checked = match held.identity {
+                Some(_) => "it holds this database's identity",
+                None if is_first_backup(path, live) => {
+                    "it is the backup taken as this database got its identity"
+                }
+                None => {
+                    "it holds no identity (an older build took it), and its history agrees with the database's"
+                }
+            };
+            tracing::info!(path = %path.display(), checked, "restoring a named backup of this database");
         }
-        None => {
-            if let Some(version) = held.first_disagreement(live) {
-                return Err(foreign(format!(
-                    "its name carries no identity tag, and its history disagrees with the \
-                     database's at version {version}"
-                )));
-            }
-            tracing::warn!(path = %path.display(), "restoring a file whose name carries no database identity tag; its history agrees with the database's");
+        (Whose::Foreign(reason) | Whose::Unknown(reason), Proof::Required) => {
+            return Err(Error::ForeignBackup {
+                database: dir.database().to_owned(),
+                path: path.to_owned(),
+                reason,
+            });
+        }
+        (Whose::Foreign(reason) | Whose::Unknown(reason), Proof::Waived) => {
+            tracing::warn!(path = %path.display(), %reason, "restoring, as forced, a file that is not known to be a backup of this database");
         }
     }
     let taken_at = meta

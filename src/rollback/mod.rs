@@ -10,8 +10,8 @@ use std::path::Path;
 
 use sqlx::SqlitePool;
 
-use crate::config::Config;
-use crate::connection::{display_name, unlocked_history};
+use crate::config::{Config, Proof};
+use crate::connection::{display_name, unlocked_live};
 use crate::error::Error;
 use crate::report::{RollbackReport, RollbackStrategy};
 use crate::session::{Mode, Outcome};
@@ -33,7 +33,8 @@ pub(crate) async fn rollback(
     mode: Mode,
 ) -> Result<RollbackReport, Error> {
     let database = display_name(pool);
-    let history = unlocked_history(pool, &database).await?;
+    let live = unlocked_live(pool, &database).await?;
+    let history = &live.history;
     let current = history.current_version();
     let nothing_to_do = RollbackReport {
         database: database.clone(),
@@ -61,17 +62,18 @@ pub(crate) async fn rollback(
             scripts::run(pool, source, config, to, mode, nothing_to_do).await
         }
         RollbackStrategy::Backup => {
-            restore::to_version(pool, config, to, &history, mode, nothing_to_do).await
+            restore::to_version(pool, config, to, &live, mode, nothing_to_do).await
         }
     }
 }
 
-/// Restores the backup file at `path` into the pool's database, whatever version it holds.
+/// Restores the backup file at `path` into the pool's database, whatever version it holds;
+/// it must be proven to be this database's unless `proof` is waived.
 pub(crate) async fn restore_file(
     pool: &SqlitePool,
     config: &Config,
     path: &Path,
-    mode: Mode,
+    how: (Mode, Proof),
 ) -> Result<RollbackReport, Error> {
-    restore::named_file(pool, config, path, mode).await
+    restore::named_file(pool, config, path, how).await
 }

@@ -9,11 +9,13 @@ use sqlx::SqlitePool;
 
 use super::choose::{self, Chosen, check_restorable};
 use crate::backup::{BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking};
-use crate::config::Config;
-use crate::connection::{database_file, display_name, unlocked_history};
+use crate::config::{Config, Proof};
+use crate::connection::{
+    acquire, database_error, database_file, display_name, execute, unlocked_history, unlocked_live,
+};
 use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::RawConnection;
-use crate::history::History;
+use crate::history::{Identified, Live, identity};
 use crate::report::{RollbackReport, RollbackStrategy};
 use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 
@@ -37,7 +39,7 @@ pub(crate) async fn to_version(
     pool: &SqlitePool,
     config: &Config,
     to: i64,
-    live: &History,
+    live: &Live,
     mode: Mode,
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
@@ -61,15 +63,16 @@ pub(crate) async fn to_version(
     restore(pool, config, target, mode, report).await
 }
 
-/// Restores the backup file at `path`, whatever version it holds.
+/// Restores the backup file at `path`, whatever version it holds; it must be proven to be
+/// this database's unless `proof` is waived.
 pub(crate) async fn named_file(
     pool: &SqlitePool,
     config: &Config,
     path: &Path,
-    mode: Mode,
+    (mode, proof): (Mode, Proof),
 ) -> Result<RollbackReport, Error> {
     let database = display_name(pool);
-    let live = unlocked_history(pool, &database).await?;
+    let live = unlocked_live(pool, &database).await?;
     let Some(file) = database_file(pool, &database).await? else {
         return Err(Error::Backup {
             database,
@@ -77,9 +80,16 @@ pub(crate) async fn named_file(
             cause: BackupError::InMemory,
         });
     };
+    if same_file(path, &file) {
+        return Err(Error::Backup {
+            database,
+            path: path.to_owned(),
+            cause: BackupError::IsTheDatabase,
+        });
+    }
     let dir = config.backup_dir_of(&database, &file)?;
-    let chosen = choose::by_path(&dir, path, &live).await?;
-    let current = live.current_version();
+    let chosen = choose::by_path(&dir, path, &live, proof).await?;
+    let current = live.history.current_version();
     let report = RollbackReport {
         database,
         from_version: current,
@@ -149,8 +159,9 @@ async fn restore(
             );
             continue;
         };
-        let from_version = locked.from_version;
+        let (from_version, identity) = (locked.from_version, locked.identity.clone());
         let safety = copy(locked, config).await.map_err(failed)?;
+        keep_identity(pool, &database, &identity).await?;
         let now_at = unlocked_history(pool, &database).await?.current_version();
         let safety = safety.keep();
         if now_at != chosen.version {
@@ -165,7 +176,8 @@ async fn restore(
             });
         }
         tracing::info!(database = %database.display(), from = from_version, to = chosen.version, backup = %chosen.path.display(), "restored");
-        config.prune(dir, &[&safety, &chosen.path]);
+        let live = Live::identified(identity);
+        config.prune(dir, &[&safety, &chosen.path], &live).await;
         report.from_version = from_version;
         report.safety_backup = Some(safety);
         return Ok(report);
@@ -186,6 +198,8 @@ struct PreparedRestore {
     /// Its data version when the safety backup was taken.
     seen: u32,
     safety: NewBackup,
+    /// The database's identity, which the restored database keeps.
+    identity: Identified,
 }
 
 impl Outcome for Option<PreparedRestore> {
@@ -231,11 +245,13 @@ async fn prepare(
                     failure,
                 },
             })?;
+            let identity = session.identity().cloned().expect("a backup was taken");
             Ok(Some(PreparedRestore {
                 from_version: current,
                 live,
                 seen,
                 safety,
+                identity,
             }))
         },
     )
@@ -248,6 +264,7 @@ struct Locked {
     from_version: i64,
     restore: LockedRestore,
     safety: NewBackup,
+    identity: Identified,
 }
 
 impl PreparedRestore {
@@ -260,6 +277,7 @@ impl PreparedRestore {
             live,
             seen,
             safety,
+            identity,
         } = self;
         let backup = backup.to_owned();
         let restore = blocking(move || {
@@ -272,6 +290,7 @@ impl PreparedRestore {
             from_version,
             restore,
             safety,
+            identity,
         }))
     }
 }
@@ -285,4 +304,40 @@ async fn copy(locked: Locked, config: &Config) -> Result<NewBackup, CopyFailure>
     let progress = config.progress();
     blocking(move || restore.run(progress.as_ref())).await?;
     Ok(safety)
+}
+
+/// Gives the restored database its identity back (the restored content may hold none, from an
+/// older build), in a transaction of its own.
+async fn keep_identity(
+    pool: &SqlitePool,
+    database: &Path,
+    identity: &Identified,
+) -> Result<(), Error> {
+    let mut conn = acquire(pool, database).await?;
+    let wrote = async {
+        execute(&mut conn, "BEGIN IMMEDIATE").await?;
+        match identity::write(&mut conn, identity).await {
+            Ok(_) => execute(&mut conn, "COMMIT").await,
+            Err(e) => {
+                let _ = execute(&mut conn, "ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    wrote.map_err(|e| {
+        database_error(
+            database,
+            "writing the database's identity after the restore",
+            e,
+        )
+    })
+}
+
+/// Whether `a` and `b` are one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

@@ -21,7 +21,7 @@ use crate::connection::{
 };
 use crate::error::Error;
 use crate::ffi::{OpenMode, RawConnection};
-use crate::history::{self, Applied, History};
+use crate::history::{self, Applied, History, Identified, Live, identity};
 
 /// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,8 @@ pub(crate) trait Outcome {
 }
 
 /// The skeleton of every locked run: takes the lock, does `work`, then commits (when applying
-/// and the outcome changed the database) and applies retention, protecting the session's
-/// backup; otherwise rolls back. On an error the session is abandoned: rolled back, its
+/// and the outcome changed the database, or the session gave the database its identity) and
+/// applies retention, protecting the session's backup; otherwise rolls back. On an error the session is abandoned: rolled back, its
 /// backup removed.
 pub(crate) async fn run_locked<T: Outcome>(
     pool: &SqlitePool,
@@ -63,7 +63,7 @@ pub(crate) async fn run_locked<T: Outcome>(
             return Err(error);
         }
     };
-    if mode == Mode::Apply && outcome.changed_database() {
+    if mode == Mode::Apply && (outcome.changed_database() || session.identity_written) {
         session.commit().await?;
     } else {
         session.release().await?;
@@ -105,6 +105,10 @@ pub(crate) struct Session {
     copy: Option<Copy>,
     /// The backup taken in this session.
     backup: Option<NewBackup>,
+    /// The database's identity, once the session took a backup.
+    identity: Option<Identified>,
+    /// Whether the session gave the database its identity (the run commits it).
+    identity_written: bool,
 }
 
 /// The backup a session takes.
@@ -150,6 +154,8 @@ impl Session {
             created_backup_dir: false,
             copy: None,
             backup: None,
+            identity: None,
+            identity_written: false,
         };
         match session.prepare(intent).await {
             Ok(()) => Ok(session),
@@ -233,7 +239,11 @@ impl Session {
             self.copy = Some(copy);
         }
         match self.copy.take() {
-            Some(copy) => Ok(Some(copy.finish(version).await?)),
+            Some(copy) => {
+                let (backup, source) = copy.finish(version).await?;
+                self.identify(backup.path()).await?;
+                Ok(Some((backup, source)))
+            }
             None => {
                 if self.file.is_none() {
                     tracing::info!("in-memory database: there is no file to back up");
@@ -241,6 +251,37 @@ impl Session {
                 Ok(None)
             }
         }
+    }
+
+    /// After the session's backup (at `backup`) was taken: the database's identity, as it holds
+    /// it, or a new one that the session gives it (in its transaction, committed with the run),
+    /// naming that backup as the first, which does not hold it.
+    async fn identify(&mut self, backup: &Path) -> Result<(), Error> {
+        let database = self.database.clone();
+        let failed = |e| database_error(&database, "reading the database's identity", e);
+        let conn = self.conn.get();
+        let identified = match identity::read(conn).await.map_err(failed)? {
+            Some(identified) => identified,
+            None => {
+                let identified = Identified {
+                    identity: identity::new(conn).await.map_err(failed)?,
+                    first_backup: backup.file_name().map(|n| n.to_string_lossy().into_owned()),
+                };
+                identity::write(conn, &identified)
+                    .await
+                    .map_err(|e| database_error(&database, "writing the database's identity", e))?;
+                tracing::info!(database = %database.display(), identity = %identified.identity, "the database gets its identity");
+                self.identity_written = true;
+                identified
+            }
+        };
+        self.identity = Some(identified);
+        Ok(())
+    }
+
+    /// The database's identity, once the session took a backup.
+    pub fn identity(&self) -> Option<&Identified> {
+        self.identity.as_ref()
     }
 
     /// The path of this session's backup, if it took one.
@@ -270,8 +311,11 @@ impl Session {
         }
         tracing::info!(database = %self.database.display(), "committed");
         self.conn.close().await;
-        if let (Some(planned), Some(backup)) = (&self.planned, &backup) {
-            self.config.prune(&planned.dir, &[backup]);
+        if let (Some(planned), Some(backup), Some(identity)) =
+            (&self.planned, &backup, self.identity.clone())
+        {
+            let live = Live::identified(identity);
+            self.config.prune(&planned.dir, &[backup], &live).await;
         }
         Ok(())
     }

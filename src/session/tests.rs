@@ -38,11 +38,13 @@ async fn failing_run(pool: &SqlitePool, escape: bool) {
         &Config::default(),
         (Mode::Apply, intent),
         async |session: &mut Session| {
-            session.take_backup(0).await?;
-            let on = session.guarded();
             if escape {
+                // Before anything is written: later SQLite would ignore it.
+                let on = session.guarded();
                 execute(on.conn, "PRAGMA journal_mode = OFF").await.unwrap();
             }
+            session.take_backup(0).await?;
+            let on = session.guarded();
             execute(on.conn, "UPDATE big SET b = zeroblob(1000)")
                 .await
                 .unwrap();

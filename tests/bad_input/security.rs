@@ -90,14 +90,44 @@ pub fn cases() -> Vec<Case> {
                     exec(&other.db(), "CREATE TABLE theirs (x);").await;
                     let pool = other.pool().await;
                     let migrator = backstop::Migrator::new(ws.source());
-                    let backup = migrator.migrate(&pool).await.unwrap().backup.unwrap();
+                    migrator.migrate(&pool).await.unwrap();
+                    // Taken once it has its identity, the backup holds it.
+                    let backup = migrator.backup(&pool).await.unwrap();
                     pool.close().await;
                     backup
                 });
                 let here = ws.backups_dir().join(backup.file_name().unwrap());
                 std::fs::copy(&backup, &here).unwrap();
-                restore(ws, &here).names("identity tag")
+                restore(ws, &here).names("identity of database")
             },
+        ),
+        case(
+            "restore of a stranger (a database with no history)",
+            "foreign_backup",
+            Some(|e| matches!(e, Error::ForeignBackup { .. })),
+            |rt, ws| {
+                let stranger = ws.path().join("other.sqlite3");
+                rt.block_on(exec(
+                    &stranger,
+                    "CREATE TABLE theirs (x); INSERT INTO theirs VALUES (1);",
+                ));
+                restore(ws, &stranger).names("no history to compare")
+            },
+        ),
+        case(
+            "restore of a backup, renamed, of version 0 (nothing to compare)",
+            "foreign_backup",
+            Some(|e| matches!(e, Error::ForeignBackup { .. })),
+            |_, ws| {
+                let copy = copy_of_the_backup(ws, "renamed-v0.sqlite3");
+                restore(ws, &copy).names("no history to compare")
+            },
+        ),
+        case(
+            "restore of the database onto itself",
+            "backup",
+            Some(|e| matches!(e, Error::Backup { .. })),
+            |_, ws| restore(ws, &ws.db()).names("the database file itself"),
         ),
         case(
             "restore of an empty file",

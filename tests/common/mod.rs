@@ -156,7 +156,9 @@ pub async fn query_i64(path: &Path, sql: &str) -> i64 {
 }
 
 /// A full, deterministic dump of a database: every schema object and every row of every
-/// table, values tagged with their types.
+/// table, values tagged with their types; but backstop's record of the database's identity
+/// (`_backstop_database`), which the first run that backs a database up writes and which the
+/// database keeps through every restore and rollback.
 pub async fn dump(path: &Path) -> String {
     let mut out = String::new();
     dump_into(path, &[], &mut |line| {
@@ -196,7 +198,8 @@ async fn dump_conn_into(
     sink: &mut dyn FnMut(&str),
 ) {
     let objects = sqlx::query(
-        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master
+         WHERE tbl_name <> '_backstop_database' ORDER BY type, name",
     )
     .fetch_all(&mut *conn)
     .await

@@ -876,6 +876,11 @@ impl LegacySession {
 /// backstop's history table.
 pub const HISTORY_TABLE: &str = "_backstop_migrations";
 
+/// backstop's record of the database's identity: written by the first run that backs the
+/// database up and kept through every restore and rollback, so it is no part of the states a
+/// run moves between; [`full_dump`] leaves it out.
+pub const IDENTITY_TABLE: &str = "_backstop_database";
+
 /// How [`full_dump`] renders the rows of [`HISTORY_TABLE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryRows {
@@ -887,15 +892,16 @@ pub enum HistoryRows {
 }
 
 /// [`dump`] of every table and view of the database (so every index and
-/// trigger too, DDL text included), in name order.
+/// trigger too, DDL text included), in name order; but [`IDENTITY_TABLE`].
 pub async fn full_dump(
     conn: &mut SqliteConnection,
     history: HistoryRows,
 ) -> anyhow::Result<String> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')
-            AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            AND name NOT LIKE 'sqlite_%' AND name <> ? ORDER BY name",
     )
+    .bind(IDENTITY_TABLE)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = String::new();

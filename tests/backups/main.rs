@@ -2,7 +2,9 @@
 //! skipped in silence when broken, and can be restored by name; restores across page sizes and
 //! journal modes. Through the library and the CLI, on real files.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod identity;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use serde_json::Value;
 /// A user id that is not the one running the tests (nobody).
 const OTHER_UID: u32 = 65534;
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -30,13 +32,13 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// Two migrations that change a table of the database's own.
-fn migrations(ws: &Workspace) {
+pub(crate) fn migrations(ws: &Workspace) {
     ws.people_migration();
     ws.email_migration();
 }
 
 /// A database at `path` with a table of its own holding `marker`.
-async fn database(path: &Path, marker: &str) {
+pub(crate) async fn database(path: &Path, marker: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     exec(
         path,
@@ -47,7 +49,7 @@ async fn database(path: &Path, marker: &str) {
     .await;
 }
 
-async fn marker(path: &Path) -> String {
+pub(crate) async fn marker(path: &Path) -> String {
     let mut conn = connect(path).await;
     let x: String = sqlx::query_scalar("SELECT x FROM own")
         .fetch_one(&mut conn)
@@ -63,7 +65,7 @@ fn file_names(paths: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-fn run_cli(ws: &Workspace, db: &Path, backups: Option<&Path>, args: &[&str]) -> Output {
+pub(crate) fn run_cli(ws: &Workspace, db: &Path, backups: Option<&Path>, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(cli());
     command
         .current_dir(ws.path())
@@ -229,8 +231,16 @@ async fn untagged_backups_are_listed_but_never_chosen_nor_pruned() {
     assert!(matches!(err, Error::NoBackup { .. }), "{err}");
     migrator.migrate(&pool).await.unwrap();
     assert!(untagged.exists(), "retention removed an untagged backup");
-    // Restored by name: its history agrees with the database's.
-    let report = migrator.restore_file(&pool, &untagged).await.unwrap();
+    // By name: renamed, it is no longer the first backup the database names, and at version 0
+    // it holds no history to compare: restored only when the user says so.
+    let err = migrator.restore_file(&pool, &untagged).await.unwrap_err();
+    assert_eq!(err.kind(), "foreign_backup", "{err}");
+    let report = migrator
+        .clone()
+        .restore_foreign_files()
+        .restore_file(&pool, &untagged)
+        .await
+        .unwrap();
     assert_eq!((report.from_version, report.to_version), (2, 0));
     assert_eq!(history(&ws.db()).await, []);
 }
@@ -582,11 +592,13 @@ async fn another_databases_backup_is_refused_by_name() {
     let of_a = migrator.migrate(&pool_a).await.unwrap().backup.unwrap();
     migrator.migrate(&pool_b).await.unwrap();
     let before = dump(&b).await;
+    // A's first backup, taken before A had an identity, holding no history: nothing says it
+    // is B's.
     let err = migrator.restore_file(&pool_b, &of_a).await.unwrap_err();
     assert_eq!(err.kind(), "foreign_backup", "{err}");
-    assert!(err.to_string().contains("identity tag"), "{err}");
+    assert!(err.to_string().contains("no history to compare"), "{err}");
 
-    // Without its tag, a file whose history disagrees with the database's is refused too.
+    // Whatever its name, a file holding another database's identity is refused too.
     let renamed = ws.path().join("copy-of-a.sqlite3");
     std::fs::copy(&of_a, &renamed).unwrap();
     migrator
@@ -597,6 +609,11 @@ async fn another_databases_backup_is_refused_by_name() {
     let at_two = ws.path().join("a-at-two.sqlite3");
     let manual = migrator.backup(&pool_a).await.unwrap();
     std::fs::copy(&manual, &at_two).unwrap();
+    let err = migrator.restore_file(&pool_b, &at_two).await.unwrap_err();
+    assert_eq!(err.kind(), "foreign_backup", "{err}");
+    assert!(err.to_string().contains("identity of database"), "{err}");
+    // Taken by an older build (no identity), it is refused when its history disagrees.
+    exec(&at_two, "DROP TABLE _backstop_database").await;
     let err = migrator.restore_file(&pool_b, &at_two).await.unwrap_err();
     assert_eq!(err.kind(), "foreign_backup", "{err}");
     assert!(err.to_string().contains("disagrees"), "{err}");
