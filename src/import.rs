@@ -55,7 +55,12 @@ impl std::fmt::Display for ImportReport {
         } else {
             "imported"
         };
-        if self.imported.is_empty() {
+        if self.imported.is_empty() && self.already_recorded.is_empty() {
+            writeln!(
+                f,
+                "nothing to import: sqlx's history (_sqlx_migrations) records no migration"
+            )?;
+        } else if self.imported.is_empty() {
             writeln!(
                 f,
                 "nothing to import: backstop's history already has sqlx's migrations"
@@ -210,7 +215,9 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
     Ok(report)
 }
 
-/// Refuses a failed sqlx migration, a version the source lacks, and a modified file.
+/// Refuses a failed sqlx migration, a version the source lacks, a modified file, and a gap (a
+/// migration of the source below the latest sqlx applied that sqlx did not apply: imported so,
+/// backstop would refuse it forever as pending below an applied version).
 fn check(rows: &[SqlxRow], source: &Source, database: &Path) -> Result<(), Error> {
     for row in rows {
         if !row.success {
@@ -235,6 +242,20 @@ fn check(rows: &[SqlxRow], source: &Source, database: &Path) -> Result<(), Error
                 actual: hex::encode(migration.sqlx_checksum()),
             });
         }
+    }
+    let latest = rows.iter().map(|r| r.version).max().unwrap_or(0);
+    let missing: Vec<i64> = source
+        .migrations()
+        .iter()
+        .map(|m| m.version())
+        .filter(|v| *v < latest && !rows.iter().any(|r| r.version == *v))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::SqlxGap {
+            database: database.to_owned(),
+            missing,
+            latest,
+        });
     }
     Ok(())
 }

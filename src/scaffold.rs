@@ -27,7 +27,9 @@ pub struct NewMigration {
 ///
 /// # Errors
 /// [`Error::InvalidFileName`] for a description that is not letters, digits, `_` and `-`;
-/// [`Error::Io`] when the directory cannot be read or written. Either way nothing is written.
+/// [`Error::Io`] when the directory cannot be read, [`Error::Write`] when a file cannot be
+/// written (a description too long for the file system, say), and [`Error::InvalidFileName`]
+/// after a migration numbered `i64::MAX`. Either way nothing is written.
 pub fn add_migration(dir: impl AsRef<Path>, description: &str) -> Result<NewMigration, Error> {
     let dir = dir.as_ref();
     let (version, width) = next_version(dir)?;
@@ -58,7 +60,7 @@ pub fn add_migration(dir: impl AsRef<Path>, description: &str) -> Result<NewMigr
     ];
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |cause| Error::Io { path, cause }
+        move |cause| Error::Write { path, cause }
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -124,7 +126,14 @@ fn next_version(dir: &Path) -> Result<(i64, usize), Error> {
         }
     }
     let width = if width == 0 { 3 } else { width };
-    Ok((latest + 1, width))
+    let next = latest.checked_add(1).ok_or_else(|| Error::InvalidFileName {
+        path: dir.to_owned(),
+        reason: format!(
+            "the latest migration is numbered {latest}, the largest version there can be: there \
+             is no next one"
+        ),
+    })?;
+    Ok((next, width))
 }
 
 fn forward_template(version: i64, description: &str) -> String {

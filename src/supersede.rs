@@ -4,9 +4,10 @@
 //! right after they ran in it) and says 0 at its end were superseded by a migration of the run,
 //! and `status` shows them so (`superseded_by`) instead of as drift.
 //!
-//! Which migration of the run removed the effect is the first one after it whose SQL names
-//! something its probe looks at (a table, column, index, trigger or view name); failing that,
-//! the first one that ran after it.
+//! Which migration of the run removed the effect is the first one after it whose SQL removes
+//! something its probe looks at (drops, renames or alters a table, column, index, trigger or
+//! view it names, or deletes or updates rows of a table it names); failing that, the first one
+//! whose SQL names such a thing; failing that, the first one that ran after it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -107,7 +108,8 @@ pub(crate) async fn record_imported(
 }
 
 /// The migration of `ran` (in version order) that removed `gone`'s effect: the first one after
-/// it whose SQL names something its probe looks at, else the first one after it.
+/// it whose SQL removes something its probe looks at, else the first one whose SQL names such
+/// a thing, else the first one after it.
 fn attribute(gone: &Migration, ran: &[&Migration]) -> Option<i64> {
     let names = names_in(gone.probe_sql());
     let after: Vec<&&Migration> = ran
@@ -116,9 +118,100 @@ fn attribute(gone: &Migration, ran: &[&Migration]) -> Option<i64> {
         .collect();
     after
         .iter()
-        .find(|m| !names.is_disjoint(&names_in(m.sql())))
+        .find(|m| !names.is_disjoint(&removed_in(m)))
+        .or_else(|| {
+            after
+                .iter()
+                .find(|m| !names.is_disjoint(&names_in(m.sql())))
+        })
         .or(after.first())
         .map(|m| m.version())
+}
+
+/// The lower-cased names of what a migration's statements remove or change: the object of a
+/// `DROP`; the table (and the column) of an `ALTER TABLE`, but one that only adds a column;
+/// the table of a `DELETE` or an `UPDATE`.
+fn removed_in(migration: &Migration) -> BTreeSet<String> {
+    let mut removed = BTreeSet::new();
+    for statement in migration.forward().statements() {
+        let words = words_of(statement.sql());
+        let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        // `[schema .] name` at `i`: the name, and where the next word is.
+        let name_at = |i: usize| match word(i + 1) {
+            "." => (word(i + 2).to_owned(), i + 3),
+            _ => (word(i).to_owned(), i + 1),
+        };
+        match (word(0), word(1)) {
+            ("drop", "table" | "index" | "view" | "trigger") => {
+                let at = if (word(2), word(3)) == ("if", "exists") {
+                    4
+                } else {
+                    2
+                };
+                removed.insert(name_at(at).0);
+            }
+            ("alter", "table") => {
+                let (table, next) = name_at(2);
+                if word(next) != "add" {
+                    removed.insert(table);
+                    let column = if word(next + 1) == "column" {
+                        next + 2
+                    } else {
+                        next + 1
+                    };
+                    removed.insert(word(column).to_owned());
+                }
+            }
+            ("delete", "from") => {
+                removed.insert(name_at(2).0);
+            }
+            ("update", _) => {
+                let at = if word(1) == "or" { 3 } else { 1 };
+                removed.insert(name_at(at).0);
+            }
+            _ => {}
+        }
+    }
+    removed.remove("");
+    removed
+}
+
+/// The words of a statement, lower-cased: identifiers (quoted ones unquoted) and `.`; string
+/// literals and other punctuation are left out.
+fn words_of(sql: &str) -> Vec<String> {
+    let (mut words, mut word) = (Vec::new(), String::new());
+    let mut quote: Option<char> = None;
+    let flush = |word: &mut String, words: &mut Vec<String>| {
+        if !word.is_empty() {
+            words.push(word.to_ascii_lowercase());
+            word.clear();
+        }
+    };
+    for c in sql.chars() {
+        match quote {
+            Some(q) if c == q => {
+                if q != '\'' {
+                    flush(&mut word, &mut words);
+                }
+                word.clear();
+                quote = None;
+            }
+            Some(_) => word.push(c),
+            None if matches!(c, '\'' | '"' | '`' | '[') => {
+                flush(&mut word, &mut words);
+                quote = Some(if c == '[' { ']' } else { c });
+            }
+            None if c.is_ascii_alphanumeric() || c == '_' => word.push(c),
+            None => {
+                flush(&mut word, &mut words);
+                if c == '.' {
+                    words.push(".".to_owned());
+                }
+            }
+        }
+    }
+    flush(&mut word, &mut words);
+    words
 }
 
 /// Words that name nothing of a schema in a probe.
@@ -276,6 +369,27 @@ mod tests {
         ]);
         let ran: Vec<&Migration> = s.migrations().iter().skip(1).collect();
         assert_eq!(attribute(s.get(1).unwrap(), &ran), Some(4));
+        // One that only adds to a table the probe names is passed over for the one that drops
+        // the other (before: the first that named anything the probe looks at).
+        let dropped = source(&[
+            (
+                1,
+                "CREATE TABLE items (x);\nCREATE TABLE notes (x);",
+                "SELECT count(*) = 2 FROM sqlite_master WHERE name IN ('items', 'notes');",
+            ),
+            (
+                2,
+                "ALTER TABLE items ADD COLUMN price INTEGER;",
+                "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'price';",
+            ),
+            (
+                3,
+                "DROP TABLE IF EXISTS main.\"notes\";",
+                "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'notes';",
+            ),
+        ]);
+        let later: Vec<&Migration> = dropped.migrations().iter().skip(1).collect();
+        assert_eq!(attribute(dropped.get(1).unwrap(), &later), Some(3));
         // Nothing names it: the first migration that ran after it.
         let ran: Vec<&Migration> = vec![s.get(3).unwrap()];
         assert_eq!(attribute(s.get(1).unwrap(), &ran), Some(3));

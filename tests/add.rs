@@ -77,7 +77,7 @@ fn a_bad_description_or_an_unwritable_directory_writes_nothing() {
 
     // A directory nobody can write, root included.
     let err = add_migration("/proc/backstop-migrations", "x").unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(matches!(err, Error::Write { .. }), "{err}");
     assert!(!std::path::Path::new("/proc/backstop-migrations").exists());
 
     // The third file's name is taken (by a directory): the write fails late, and the first
@@ -85,7 +85,7 @@ fn a_bad_description_or_an_unwritable_directory_writes_nothing() {
     let blocked = dir.join("001_blocked.probe.sql");
     std::fs::create_dir_all(&blocked).unwrap();
     let err = add_migration(&dir, "blocked").unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(matches!(err, Error::Write { .. }), "{err}");
     assert!(err.to_string().contains("001_blocked.probe.sql"), "{err}");
     assert_eq!(
         list_dir(&dir),
@@ -120,4 +120,30 @@ fn the_command_line_adds_without_opening_a_database() {
     let error: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(error["kind"], "invalid_file_name");
     assert_eq!(list_dir(&ws.path().join("migrations")).len(), 3);
+}
+
+/// After a migration numbered `i64::MAX` there is no next version: refused, nothing written
+/// (before: `-9223372036854775808_next.sql`).
+#[test]
+fn no_version_after_the_largest_and_write_errors_are_writes() {
+    let ws = Workspace::new();
+    let dir = ws.migrations_dir();
+    ws.migration(
+        "9223372036854775807_last",
+        "CREATE TABLE t (x);\n",
+        "DROP TABLE t;\n",
+        "SELECT count(*) FROM sqlite_master WHERE name = 't';\n",
+    );
+    let before = list_dir(&dir);
+    let err = add_migration(&dir, "next").unwrap_err();
+    assert!(matches!(err, Error::InvalidFileName { .. }), "{err}");
+    assert!(err.to_string().contains("9223372036854775807"), "{err}");
+    assert_eq!(list_dir(&dir), before);
+
+    // A description too long for the file system: a write that failed, said as such.
+    let other = ws.path().join("other");
+    let err = add_migration(&other, &"x".repeat(300)).unwrap_err();
+    assert_eq!(err.kind(), "write", "{err}");
+    assert!(err.to_string().starts_with("cannot write"), "{err}");
+    assert!(!other.exists(), "the directory it created stays");
 }

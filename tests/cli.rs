@@ -269,3 +269,65 @@ fn backup_dir_is_honoured_and_a_directory_is_not_a_database() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
 }
+
+/// A closed stdout (`status | head -2` once `head` is gone) or a full one (`> /dev/full`) is
+/// not a panic, and a migration that committed is never reported as failed (before: exit 101
+/// after the commit).
+#[test]
+fn a_closed_or_full_stdout_is_no_failure() {
+    let ws = Workspace::new();
+    two_migrations(&ws);
+    let db = db_arg(&ws.db());
+    let closed = |args: &[&str]| {
+        let mut child = Command::new(cli())
+            .current_dir(ws.path())
+            .env_remove("DATABASE_URL")
+            .arg("--migrations")
+            .arg(ws.migrations_dir())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        child.wait_with_output().unwrap()
+    };
+    let out = closed(&["--database", &db, "migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(
+        query_versions(&ws.db()),
+        [1, 2],
+        "the migration is committed"
+    );
+    let out = closed(&["--database", &db, "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(cli())
+        .current_dir(ws.path())
+        .env_remove("DATABASE_URL")
+        .arg("--migrations")
+        .arg(ws.migrations_dir())
+        .args(["--database", &db, "--json", "status"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the report on stdout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn query_versions(db: &Path) -> Vec<i64> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(history(db))
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}

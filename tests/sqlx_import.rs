@@ -165,11 +165,38 @@ async fn a_dirty_unknown_or_modified_sqlx_history_is_refused_by_name() {
     assert_eq!(dump(&ws.db()).await, before);
     assert!(!ws.backups_dir().exists(), "a refused import left a backup");
 
+    // A gap: sqlx applied 1 to 21 but 5, which the files have (before: imported, and then
+    // migrate refused 5 forever as pending below an applied version).
+    exec(&ws.db(), "DELETE FROM _sqlx_migrations WHERE version = 5").await;
+    let err = backstop().import_sqlx(&pool).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SqlxGap { missing, latest: 21, .. } if missing == &[5]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[5]"), "{err}");
+    assert!(!ws.backups_dir().exists(), "a refused import left a backup");
+
     // A database without sqlx's history.
     let other = Workspace::new();
     let other_pool = other.pool().await;
     let err = backstop().import_sqlx(&other_pool).await.unwrap_err();
     assert_eq!(err.kind(), "no_sqlx_history", "{err}");
+
+    // An empty one: nothing to import, said as such (before: "backstop's history already has
+    // sqlx's migrations").
+    exec(
+        &other.db(),
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+         checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+    )
+    .await;
+    let report = backstop().import_sqlx(&other_pool).await.unwrap();
+    assert!(report.imported.is_empty() && report.already_recorded.is_empty());
+    assert!(
+        report.to_string().contains("records no migration"),
+        "{report}"
+    );
 }
 
 #[tokio::test]

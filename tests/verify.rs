@@ -46,6 +46,41 @@ async fn a_sound_set_passes() {
     assert_eq!(report.migrations.len(), 2);
 }
 
+/// A column named `rowid` hides the row id under that name; the real row ids still count: a
+/// migration whose rollback leaves the rows renumbered is not exact (before: it passed).
+#[tokio::test]
+async fn rows_renumbered_under_a_column_named_rowid_are_a_difference() {
+    let ws = Workspace::new();
+    good(&ws);
+    ws.migration(
+        "003_shadowed",
+        "CREATE TABLE shadowed (rowid TEXT, v TEXT);\n\
+         INSERT INTO shadowed (_rowid_, rowid, v) VALUES (10, 'a', 'x'), (20, 'b', 'y');",
+        "DROP TABLE shadowed;",
+        "SELECT count(*) FROM sqlite_master WHERE name = 'shadowed';",
+    );
+    ws.migration(
+        "004_renumber",
+        "CREATE TABLE marks (x);\n\
+         CREATE TABLE renumbered AS SELECT rowid, v FROM shadowed;\n\
+         DELETE FROM shadowed;\n\
+         INSERT INTO shadowed (rowid, v) SELECT rowid, v FROM renumbered;\n\
+         DROP TABLE renumbered;",
+        "DROP TABLE marks;",
+        "SELECT count(*) FROM sqlite_master WHERE name = 'marks';",
+    );
+    let report = verify(&ws.source(), None).await.unwrap();
+    assert!(kinds(&report, 3).is_empty(), "{report}");
+    assert!(
+        kinds(&report, 4).contains(&ProblemKind::RollbackInexact),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("rows differ in shadowed"),
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn every_kind_of_problem_is_named() {
     let cases: [(&str, [&str; 3], ProblemKind, &str); 4] = [
@@ -120,11 +155,26 @@ async fn every_kind_of_problem_is_named() {
             "DROP INDEX people_by_name;",
             "index people_by_email",
         ),
+        // Both may be set in a script; a rollback must put them back (before: not compared).
+        (
+            "rollback that leaves user_version changed",
+            "CREATE TABLE marks (x);\nPRAGMA user_version = 7;",
+            "DROP TABLE marks;",
+            "PRAGMA user_version was 0, now 7",
+        ),
+        (
+            "rollback that leaves application_id changed",
+            "CREATE TABLE marks (x);\nPRAGMA application_id = 42;",
+            "DROP TABLE marks;",
+            "PRAGMA application_id was 0, now 42",
+        ),
     ] {
         let ws = Workspace::new();
         good(&ws);
         let probe = if forward.contains("age") {
             "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'age';"
+        } else if forward.contains("marks") {
+            "SELECT count(*) FROM sqlite_master WHERE name = 'marks';"
         } else {
             "SELECT count(*) FROM sqlite_master WHERE name = 'people_by_name';"
         };
@@ -270,4 +320,32 @@ async fn the_command_line_verifies_in_json_with_an_exit_code() {
     let out = run(&ws, &["--database", &db]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(dump(&ws.db()).await, before);
+}
+
+/// `verify --database` on a WAL database leaves nothing beside it (before: a read-only
+/// connection left `-wal` and `-shm`).
+#[tokio::test]
+async fn the_command_line_leaves_no_files_beside_a_wal_database() {
+    let ws = Workspace::new();
+    good(&ws);
+    exec(&ws.db(), "PRAGMA journal_mode = WAL; CREATE TABLE own (x);").await;
+    let files = list_dir(ws.path());
+    assert!(!files.iter().any(|f| f.ends_with("-wal")), "{files:?}");
+    let out = Command::new(cli())
+        .current_dir(ws.path())
+        .env_remove("DATABASE_URL")
+        .arg("--migrations")
+        .arg(ws.migrations_dir())
+        .arg("--database")
+        .arg(ws.db())
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(list_dir(ws.path()), files);
 }

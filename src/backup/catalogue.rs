@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use super::file::{Check, backup_history};
 use super::identity::{DatabaseTag, Whose, is_first_backup, whose};
 use super::name::{NewNames, parse_name};
-use super::trust::{DatabaseMode, check_dir, check_file, create_dir, create_file, is_mine};
+use super::trust::{
+    DatabaseMode, check_dir, check_file, check_links, create_dir, create_file, is_mine,
+};
 use super::{BackupInfo, Reason};
 use crate::error::{BackupError, Error, LockHolder};
 use crate::history::Live;
@@ -219,6 +221,7 @@ impl BackupDir {
     /// left alone). Returns the directories it created, deepest first: the caller removes them
     /// again if the backup fails.
     pub fn prepare(&self) -> Result<Vec<PathBuf>, Error> {
+        check_links(&self.dir)?;
         let created = match std::fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => {
                 check_dir(&self.dir, &meta)?;
@@ -309,6 +312,7 @@ impl BackupDir {
     /// This database's backups (and its untagged ones), newest first, found by their names.
     /// Refuses a directory that another user could write to.
     pub fn entries(&self) -> Result<Vec<Entry>, Error> {
+        check_links(&self.dir)?;
         if let Ok(meta) = std::fs::metadata(&self.dir) {
             check_dir(&self.dir, &meta)?;
         }

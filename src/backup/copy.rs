@@ -96,12 +96,18 @@ fn open_destination(dest: &Path, mode: OpenMode) -> Result<RawConnection, Backup
     Ok(target)
 }
 
-/// Copies the database file `src` into a new file `dest` (for a scratch database): read-only
-/// through the backup API, so `src` is never changed, even while others write to it.
+/// Copies the database file `src` into a new file `dest` (for a scratch database), only
+/// reading it through the backup API, even while others write to it. The connection may write
+/// when the file lets it, only so that SQLite, closing it, removes the `-wal` and `-shm` files
+/// that opening a WAL database creates (a read-only connection would leave them behind).
 pub(crate) async fn copy_database(src: &Path, dest: &Path) -> Result<(), Error> {
     let (from, to) = (src.to_owned(), dest.to_owned());
     super::blocking(move || {
-        let source = RawConnection::open(&from, OpenMode::ReadOnly)
+        let source = RawConnection::open(&from, OpenMode::Existing)
+            .or_else(|_| RawConnection::open(&from, OpenMode::ReadOnly))
+            .map_err(BackupError::sqlite("cannot open the database"))?;
+        source
+            .exec("PRAGMA query_only = ON")
             .map_err(BackupError::sqlite("cannot open the database"))?;
         copy_to_new_file(&source, &to, None)
     })

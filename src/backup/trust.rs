@@ -80,6 +80,49 @@ pub(crate) fn check_dir(dir: &Path, meta: &Metadata) -> Result<(), Error> {
     )
 }
 
+/// Refuses a backup directory whose path goes through a symbolic link that belongs to another
+/// user (root's links are trusted): that user could point it anywhere, a directory only the
+/// user running backstop can write included. Each component of the path is looked at itself
+/// (`lstat`), not through the link, so the owner checked is the link's.
+#[cfg(unix)]
+pub(crate) fn check_links(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = match dir.is_absolute() {
+        true => dir.to_owned(),
+        false => std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_owned()),
+    };
+    let mut prefix = PathBuf::new();
+    for component in absolute.components() {
+        prefix.push(component);
+        let Ok(meta) = std::fs::symlink_metadata(&prefix) else {
+            break; // not there yet: created by backstop, as a directory
+        };
+        let owner = meta.uid();
+        if meta.file_type().is_symlink() && owner != me() && owner != 0 {
+            return Err(Error::UnsafeBackupPath {
+                path: prefix,
+                owner,
+                mode: meta.mode() & 0o7777,
+                uid: me(),
+                problem: format!(
+                    "the backup directory {} goes through this symbolic link, which belongs to \
+                     another user, who can point it anywhere; use a directory whose path only \
+                     you (or root) control, with --backup-dir",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_links(_dir: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Refuses a backup file that another local user could have written.
 pub(crate) fn check_file(file: &Path, meta: &Metadata) -> Result<(), Error> {
     check(

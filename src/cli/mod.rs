@@ -30,7 +30,7 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::report::BackupTable;
 use crate::{Error, Migrator, Source};
 use args::{Args, Command};
-use output::{CliError, Failure, Format};
+use output::{CliError, Failure, Format, stderr, stdout};
 use progress::Progress;
 use target::{Create, Fresh, Target};
 
@@ -264,8 +264,8 @@ async fn run_command(
         Command::Backup => {
             let path = migrator.backup(pool).await?;
             match format {
-                Format::Json => println!("{}", serde_json::json!({ "backup": path })),
-                Format::Text => println!("backup  {}", path.display()),
+                Format::Json => stdout(format_args!("{}\n", serde_json::json!({ "backup": path }))),
+                Format::Text => stdout(format_args!("backup  {}\n", path.display())),
             }
         }
         Command::Backups => {
@@ -280,18 +280,18 @@ async fn run_command(
 fn print_added(format: Format, new: &crate::NewMigration) {
     match format {
         Format::Json => match serde_json::to_string_pretty(new) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("cannot write the report as JSON: {e}"),
+            Ok(json) => stdout(format_args!("{json}\n")),
+            Err(e) => stderr(format_args!("cannot write the report as JSON: {e}")),
         },
         Format::Text => {
             for file in &new.files {
-                println!("created  {}", file.display());
+                stdout(format_args!("created  {}\n", file.display()));
             }
-            println!(
+            stdout(format_args!(
                 "migration {}: write the forward script, its rollback and its probe (each file \
-                 says what it must do)",
+                 says what it must do)\n",
                 new.version
-            );
+            ));
         }
     }
 }

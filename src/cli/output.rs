@@ -2,7 +2,7 @@
 //! and errors on stderr (under `--json`, JSON lines, the error last, with its `kind`).
 
 use std::fmt::Display;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
@@ -19,10 +19,10 @@ impl Format {
     /// Prints a report on stdout.
     pub fn print<T: Serialize + Display + ?Sized>(self, report: &T) {
         match self {
-            Format::Text => print!("{report}"),
+            Format::Text => stdout(format_args!("{report}")),
             Format::Json => match serde_json::to_string_pretty(report) {
-                Ok(json) => println!("{json}"),
-                Err(e) => eprintln!("cannot write the report as JSON: {e}"),
+                Ok(json) => stdout(format_args!("{json}\n")),
+                Err(e) => stderr(format_args!("cannot write the report as JSON: {e}")),
             },
         }
     }
@@ -47,11 +47,35 @@ impl Format {
         let (kind, message) = error.kind_and_message();
         match self {
             Format::Json => {
-                eprintln!("{}", serde_json::json!({ "error": message, "kind": kind }));
+                stderr(format_args!(
+                    "{}",
+                    serde_json::json!({ "error": message, "kind": kind })
+                ));
             }
-            Format::Text => eprintln!("error: {message}"),
+            Format::Text => stderr(format_args!("error: {message}")),
         }
     }
+}
+
+/// Writes `text` on stdout. A reader that went away (`status | head -2`) ends the output
+/// quietly; any other failure (`> /dev/full`) is said on stderr. Neither is a failure of the
+/// command, whose exit code stays what the command did (a committed migration stays reported
+/// as committed), and neither panics.
+pub(crate) fn stdout(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(text).and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            stderr(format_args!("cannot write the report on stdout: {e}"));
+        }
+        _ => {}
+    }
+}
+
+/// Writes a line on stderr; a failure to write it is ignored (there is nowhere left to say it).
+pub(crate) fn stderr(line: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
 }
 
 /// An error of the command line itself (not of the library), with its kind for `--json`.

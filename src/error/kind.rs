@@ -8,6 +8,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Io { .. } => "io",
+            Error::Write { .. } => "write",
             Error::InvalidFileName { .. } => "invalid_file_name",
             Error::DuplicateVersion { .. } => "duplicate_version",
             Error::MissingFile { .. } => "missing_file",
@@ -36,6 +37,7 @@ impl Error {
             Error::NoSqlxHistory { .. } => "no_sqlx_history",
             Error::SqlxDirty { .. } => "sqlx_dirty",
             Error::SqlxVersionUnknown { .. } => "sqlx_version_unknown",
+            Error::SqlxGap { .. } => "sqlx_gap",
             Error::Database { .. } => "database",
         }
     }

@@ -35,6 +35,15 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// A file could not be written (the files of a new migration).
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        /// The file or directory that could not be written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        cause: std::io::Error,
+    },
+
     /// A `.sql` file whose name does not follow `NNN_description[.rollback|.probe].sql`.
     #[error("{path}: not a migration file name: {reason}")]
     InvalidFileName {
@@ -377,6 +386,20 @@ pub enum Error {
         version: i64,
         /// Its description in sqlx's history.
         description: String,
+    },
+
+    /// sqlx applied migrations up to `latest` but not every migration of the source below it.
+    #[error(
+        "sqlx applied migrations of {} up to version {latest} but not {missing:?}, which the migrations given to backstop have: imported so, they would be pending below an applied version, which backstop refuses; apply them with sqlx first (its migrator runs the missing ones), then import",
+        database.display()
+    )]
+    SqlxGap {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// The versions of the source below `latest` that sqlx did not apply.
+        missing: Vec<i64>,
+        /// The latest version sqlx applied.
+        latest: i64,
     },
 
     /// Any other database error, with what the runner was doing.

@@ -329,23 +329,28 @@ impl Session {
     }
 
     /// Rolls back after an error. The backup is removed when the database is provably as it
-    /// was (it would only duplicate it): no script ran, or the rollback succeeded on a journal
-    /// that undoes everything. Otherwise it is kept, and a journal left behind by a failed
-    /// rollback is rolled back by a new connection.
+    /// was (it would only duplicate it): no script ran; or the rollback succeeded on a journal
+    /// that undoes everything; or, the rollback having failed (a full disk, an I/O error),
+    /// SQLite rolled the journal it left behind (a hot journal) back when the database was
+    /// read again. Otherwise the backup is kept and a warning names it.
     async fn abandon(mut self) {
-        let rolled_back = execute(self.conn.get(), "ROLLBACK").await;
-        let undone = !self.scripts_ran || (rolled_back.is_ok() && self.journal_undoes().await);
+        let rolled_back = execute(self.conn.get(), "ROLLBACK").await.is_ok();
+        let journal_kept = rolled_back && self.journal_undoes().await;
+        let journals = self.journals();
         self.conn.close().await;
         if let Some(lock) = self.run_lock.take()
             && self.created_backup_dir
         {
             lock.remove();
         }
+        let undone = !self.scripts_ran
+            || journal_kept
+            || match (&self.file, rolled_back) {
+                (Some(file), false) => journals && recover(file).await,
+                _ => false,
+            };
         if undone {
             return;
-        }
-        if let Some(file) = &self.file {
-            recover(file).await;
         }
         if let Some(backup) = self.backup.take() {
             let path = backup.keep();
@@ -357,29 +362,36 @@ impl Session {
         }
     }
 
+    /// Whether the run's transaction began on a journal whose rollback undoes every change (a
+    /// rollback journal on disk, or the write-ahead log).
+    fn journals(&self) -> bool {
+        !self.journal.eq_ignore_ascii_case("off") && !self.journal.eq_ignore_ascii_case("memory")
+    }
+
     /// Whether the connection still journals as it did when the run began, in a mode whose
     /// rollback undoes every change.
     async fn journal_undoes(&mut self) -> bool {
         let now: Result<String, _> = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(self.conn.get())
             .await;
-        now.is_ok_and(|now| now.eq_ignore_ascii_case(&self.journal))
-            && !self.journal.eq_ignore_ascii_case("off")
+        now.is_ok_and(|now| now.eq_ignore_ascii_case(&self.journal)) && self.journals()
     }
 }
 
 /// Opens the database `file` once more and reads it, so that SQLite rolls back a journal that
-/// a failed rollback left behind (a hot journal) now rather than at the next open.
-async fn recover(file: &Path) {
+/// a failed rollback left behind (a hot journal) now rather than at the next open; true when
+/// the read succeeded (SQLite reads nothing before a hot journal is rolled back).
+async fn recover(file: &Path) -> bool {
     let file = file.to_owned();
     let recovered = backup::blocking(move || {
         let conn = RawConnection::open(&file, OpenMode::Existing)?;
         conn.exec("SELECT count(*) FROM sqlite_master")
     })
     .await;
-    if let Err(failure) = recovered {
+    if let Err(failure) = &recovered {
         tracing::warn!(%failure, "could not read the database after a failed rollback");
     }
+    recovered.is_ok()
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! A snapshot of a whole database, to compare: every schema object's SQL, and a hash of every
-//! table's rows (with their row ids, the types and bytes of every value).
+//! A snapshot of a whole database, to compare: every schema object's SQL, a hash of every
+//! table's rows (with their row ids, the types and bytes of every value), and the two numbers
+//! a database keeps for its application (`user_version`, `application_id`), which scripts may
+//! set.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,12 @@ pub(crate) struct Snapshot {
     objects: BTreeMap<(String, String), String>,
     /// Table → (rows, hash of the rows).
     tables: BTreeMap<String, (u64, [u8; 32])>,
+    /// `user_version` and `application_id`.
+    numbers: [(&'static str, i64); 2],
 }
+
+/// The numbers in a database's header that scripts may set.
+const NUMBERS: [&str; 2] = ["user_version", "application_id"];
 
 impl Snapshot {
     pub async fn take(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
@@ -41,9 +48,18 @@ impl Snapshot {
         for (table, without_rowid) in tables {
             hashed.insert(table.clone(), hash_rows(conn, &table, without_rowid).await?);
         }
+        let mut numbers = [("", 0); 2];
+        for (slot, name) in numbers.iter_mut().zip(NUMBERS) {
+            let value: i64 = sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {name}")))
+                .persistent(false)
+                .fetch_one(&mut *conn)
+                .await?;
+            *slot = (name, value);
+        }
         Ok(Snapshot {
             objects,
             tables: hashed,
+            numbers,
         })
     }
 
@@ -73,6 +89,14 @@ impl Snapshot {
                         .push(format!("{table} ({rows} rows, now {their_rows})"));
                 }
                 _ => {}
+            }
+        }
+        for ((name, ours), (_, theirs)) in self.numbers.iter().zip(&other.numbers) {
+            if ours != theirs {
+                found.names.push((*name).to_owned());
+                found
+                    .objects
+                    .push(format!("PRAGMA {name} was {ours}, now {theirs}"));
             }
         }
         (!found.names.is_empty()).then_some(found)
@@ -127,15 +151,22 @@ async fn hash_rows(
         .iter()
         .map(|c| format!("quote({})", quote(c)))
         .collect();
-    let order = if without_rowid {
-        columns
+    // The row id by a name no column takes (a column named `rowid` hides it under that name).
+    let rowid = ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|alias| !columns.iter().any(|c| c.eq_ignore_ascii_case(alias)));
+    let order = match (without_rowid, rowid) {
+        (false, Some(rowid)) => {
+            values.insert(0, format!("quote({rowid})"));
+            rowid.to_owned()
+        }
+        // No row id, or every name of it taken by a column: the rows in the order of their
+        // values.
+        _ => columns
             .iter()
             .map(|c| quote(c))
             .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        values.insert(0, "quote(rowid)".to_owned());
-        "rowid".to_owned()
+            .join(", "),
     };
     let sql = format!(
         "SELECT {} FROM {} ORDER BY {order}",

@@ -589,6 +589,25 @@ pub fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "migration runs out of space in rollback-journal mode (ulimit -f)",
+            "statement",
+            None,
+            move |_, ws| {
+                // The database (and its backup) fit; what the migration adds does not.
+                pending(
+                    ws,
+                    "CREATE TABLE notes2 (x);\n\
+                     WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)\n\
+                     INSERT INTO notes2 SELECT randomblob(1000) FROM c;\n",
+                    "DROP TABLE notes2;\n",
+                    NOTES2_PROBE,
+                );
+                let mut setup = Setup::new(ws, CliOnly, &["migrate"]).names("010_notes2.sql");
+                setup.fsize_blocks = Some(1024);
+                setup
+            },
+        ),
+        case(
             "DATABASE_URL that is not a sqlite: URL",
             "invalid_argument",
             None,

@@ -197,6 +197,26 @@ pub fn cases() -> Vec<Case> {
                 },
             ),
             case(
+                "backup directory through another user's symbolic link",
+                "unsafe_backup_path",
+                Some(unsafe_path),
+                |_, ws| {
+                    // Another user points a link they own at a directory only root can write.
+                    let root_only = ws.path().join("root-only");
+                    std::fs::create_dir(&root_only).unwrap();
+                    set_mode(&root_only, 0o700);
+                    let link = ws.path().join("theirs");
+                    std::os::unix::fs::symlink(&root_only, &link).unwrap();
+                    std::os::unix::fs::lchown(&link, Some(OTHER_UID), None).unwrap();
+                    valid_pending(ws);
+                    let mut setup = Setup::new(ws, Lib::Migrate, &["migrate"])
+                        .names(&link)
+                        .names("symbolic link");
+                    setup.backup_dir = Some(link.join("backups"));
+                    setup
+                },
+            ),
+            case(
                 "restore of a backup another user owns",
                 "unsafe_backup_path",
                 Some(unsafe_path),
