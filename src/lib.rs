@@ -4,11 +4,14 @@
 //! back open:
 //!
 //! - **Online backup first, writers don't wait for it.** Before any change the runner copies
-//!   the database with SQLite's backup API from a read snapshot, then, under the write lock,
-//!   brings the copy up to date with what was committed meanwhile: the copy is exactly the
-//!   pre-migration state, and other writers wait only for the catch-up.
+//!   the database without the write lock, then, under it, brings the copy up to date with what
+//!   was committed meanwhile: the copy is exactly the pre-migration state, and other writers
+//!   wait only for the catch-up. It never waits for a lock while holding a read snapshot (a
+//!   checkpointer would wait for it), and concurrent runs of one database copy it once.
 //! - **All or nothing.** Every pending migration runs in one `BEGIN IMMEDIATE` transaction;
-//!   on any error the database is exactly as before.
+//!   on any error the database is exactly as before. SQLite's own parser judges every
+//!   statement of a script (an authorizer refuses what would escape the transaction, however
+//!   it is spelled).
 //! - **Idempotency probes.** Each migration has a probe query that says whether its effect is
 //!   already present. A present effect is *adopted* (recorded, not re-run); after a script runs,
 //!   its probe must confirm it.
@@ -56,13 +59,14 @@
 //!    ([`Error::ChecksumMismatch`]) or a newer database ([`Error::UnknownVersions`]). When
 //!    nothing is pending it returns at once: no lock, no backup (services call it on every
 //!    start).
-//! 2. Opens its own connection (with the pool's options), turns foreign keys off on it, and takes
-//!    the write lock with `BEGIN IMMEDIATE`, waiting up to the busy timeout for other writers.
-//!    It reads the history again under the lock: if another process migrated meanwhile, it
-//!    rolls back and reports "up to date".
-//! 3. Backs the database up through SQLite's backup API on a second connection, writing a
-//!    temporary file that is synced, checked (it must open and report the pre-migration
-//!    version) and renamed. A failed backup aborts the run before anything is written.
+//! 2. Opens its own connection (with the pool's options, foreign keys off, a journal on disk,
+//!    the scripts' authorizer), waits for other runs of the database that are backing it up,
+//!    copies the database into a temporary file without the write lock, and takes the write
+//!    lock with `BEGIN IMMEDIATE`, waiting up to the busy timeout for other writers (with no
+//!    read snapshot held). It reads the history again under the lock: if another process
+//!    migrated meanwhile, it rolls back and reports "up to date".
+//! 3. Brings the copy up to date (the pages committed since it was made, from the log) and
+//!    checks, syncs and renames it. A failed backup aborts the run before anything is written.
 //! 4. Runs each pending migration: probe; if 1, adopt; if 0, run the script and require the
 //!    probe to say 1 now; record the history row.
 //! 5. Runs `PRAGMA foreign_key_check` and fails on any violation that was not there before,
@@ -90,9 +94,10 @@
 //! backups with the version each holds; [`Migrator::backup`] takes one on demand. After each
 //! successful run the newest [`keep_backups`](Migrator::keep_backups) backups are kept.
 //!
-//! Each backup's name carries its database's identity (the file's inode and birth time), so
-//! databases with the same file name can share a backup directory without ever seeing each
-//! other's backups. Backups get no permission the database lacks; a backup directory or file
+//! Each backup's name carries a tag of its database's file (device, inode, birth time), and each
+//! backup holds the database's identity (a random value the first backup-taking run gives it),
+//! so databases with the same file name can share a backup directory without ever seeing each
+//! other's backups, even where a file system reuses inodes and gives no birth time. Backups get no permission the database lacks; a backup directory or file
 //! that another user owns or can write is refused ([`Error::UnsafeBackupPath`]).
 //!
 //! # Errors

@@ -922,3 +922,60 @@ async fn a_failed_run_on_a_pool_without_a_journal_changes_nothing() {
     );
     assert_eq!(ws.backup_files(), backups);
 }
+
+/// A checkpoint that truncates the log holds the write lock while it waits for another
+/// connection's read transaction: a migrate that waits for the lock past its busy timeout says
+/// so (before: "locked by another writer", and the migrator's own snapshot was the reader).
+#[tokio::test]
+async fn a_wait_for_a_checkpoint_is_reported_as_such() {
+    let ws = Workspace::new();
+    ws.people_migration();
+    exec(
+        &ws.db(),
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+    )
+    .await;
+    // A reader holding a snapshot, then a commit after it: a truncating checkpoint must wait
+    // for the reader, holding the write lock meanwhile.
+    let mut reader = connect(&ws.db()).await;
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM t;")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    exec(&ws.db(), "INSERT INTO t VALUES (2);").await;
+    let checkpointer = {
+        let db = ws.db();
+        tokio::spawn(async move {
+            let options = SqliteConnectOptions::new()
+                .filename(&db)
+                .busy_timeout(Duration::from_secs(5));
+            let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+            let _: (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pool = ws.pool().await;
+    let err = ws
+        .migrator()
+        .busy_timeout(Duration::from_millis(300))
+        .migrate(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Busy {
+                holder: backstop::LockHolder::Checkpoint,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    checkpointer.await.unwrap();
+    assert_eq!(history(&ws.db()).await, []);
+}

@@ -72,7 +72,7 @@ async fn eight_migrator_processes_and_a_writer() {
         "ALTER TABLE app_rows DROP COLUMN note;\n",
         "SELECT count(*) FROM pragma_table_info('app_rows') WHERE name = 'note';\n",
     );
-    let cli = cli();
+    cli(); // built before anything is timed
     let stop = ws.path().join("stop");
 
     let mut writer = Command::new(std::env::current_exe().unwrap())
@@ -102,16 +102,7 @@ async fn eight_migrator_processes_and_a_writer() {
     let started = Instant::now();
     let migrators: Vec<_> = (0..MIGRATORS)
         .map(|_| {
-            Command::new(&cli)
-                .env_remove("DATABASE_URL")
-                .env_remove("RUST_LOG")
-                .arg("--database")
-                .arg(ws.db())
-                .arg("--migrations")
-                .arg(ws.migrations_dir())
-                .args(["--busy-timeout", "120", "--json", "migrate"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+            migrate_command(&ws, &["--busy-timeout", "120"])
                 .spawn()
                 .unwrap()
         })
@@ -223,8 +214,9 @@ fn one_trivial_migration(ws: &Workspace) {
     );
 }
 
-/// The CLI migrating the workspace's database, with the default busy timeout.
-fn migrate_command(ws: &Workspace) -> Command {
+/// The CLI migrating the workspace's database, with the `options` given (the default busy
+/// timeout unless they say otherwise).
+fn migrate_command(ws: &Workspace, options: &[&str]) -> Command {
     let mut command = Command::new(cli());
     command
         .env_remove("DATABASE_URL")
@@ -233,6 +225,7 @@ fn migrate_command(ws: &Workspace) -> Command {
         .arg(ws.db())
         .arg("--migrations")
         .arg(ws.migrations_dir())
+        .args(options)
         .args(["--json", "migrate"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -272,7 +265,7 @@ async fn four_migrators_started_at_once_copy_the_database_once() {
     };
     let started = Instant::now();
     let migrators: Vec<_> = (0..4)
-        .map(|_| migrate_command(&ws).spawn().unwrap())
+        .map(|_| migrate_command(&ws, &[]).spawn().unwrap())
         .collect();
     let outputs: Vec<_> = migrators
         .into_iter()
@@ -370,7 +363,7 @@ async fn an_application_truncating_its_log_and_a_migrate_never_wait_for_each_oth
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     // The migrator is another process; this runtime's threads go on running the application.
-    let mut command = migrate_command(&ws);
+    let mut command = migrate_command(&ws, &[]);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();

@@ -1,4 +1,5 @@
-//! Online backups and restores through SQLite's backup API, and the catalogue of a database's
+//! Online backups (the file read under a read snapshot and the log, in WAL mode; SQLite's
+//! backup API otherwise), restores through the backup API, and the catalogue of a database's
 //! backups with its retention.
 //!
 //! A backup of `app.sqlite3` holding version 3, taken before a migration, is named
@@ -13,10 +14,11 @@
 //! is in WAL mode: open it with any SQLite tool.
 //!
 //! The parts: [`catalogue`] names, lists and prunes the files; [`identity`] tells whose a
-//! backup is; [`trust`] sets and checks permissions and owners; [`take`] writes a new backup;
-//! [`copy`] drives the backup API (into a new file, or into the live database for a restore);
-//! [`wal`] brings a copy up to date from the write-ahead log; [`file`] reads a backup's header
-//! and history and checks its integrity.
+//! backup is; [`trust`] sets and checks permissions, owners and links; [`take`] writes a new
+//! backup; [`raw`] copies the file through SQLite's own descriptor; [`copy`] drives the backup
+//! API (into a new file, or into the live database for a restore); [`wal`] reads the log's
+//! header and brings a copy up to date from it; [`file`] reads a backup's header, history and
+//! identity and checks its integrity.
 
 mod catalogue;
 mod copy;

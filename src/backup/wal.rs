@@ -32,16 +32,19 @@ pub(crate) struct LogHeader {
 /// The header of the log at `wal`: `None` when there is no log, it is empty (just truncated),
 /// or its header is not valid (being written).
 pub(crate) fn header(wal: &Path) -> std::io::Result<Option<LogHeader>> {
+    Ok(open(wal)?.and_then(|(_, bytes)| parse_header(&bytes).map(|(header, _, _)| header)))
+}
+
+/// The log at `wal`, positioned after its header, and the header's bytes; `None` when there is
+/// no log or it is shorter than a header.
+fn open(wal: &Path) -> std::io::Result<Option<(File, [u8; HEADER])>> {
     let mut file = match File::open(wal) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut bytes = [0u8; HEADER];
-    if file.read_exact(&mut bytes).is_err() {
-        return Ok(None);
-    }
-    Ok(parse_header(&bytes).map(|(header, _, _)| header))
+    Ok(file.read_exact(&mut bytes).is_ok().then_some((file, bytes)))
 }
 
 /// A valid header: its identity and the log's byte order and page size.
@@ -87,15 +90,9 @@ impl Committed {
 
     /// Reads the log at `wal` (`None` when there is no log, or it has no valid frame).
     pub fn read(wal: &Path) -> std::io::Result<Option<Self>> {
-        let mut file = match File::open(wal) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut header = [0u8; HEADER];
-        if file.read_exact(&mut header).is_err() {
+        let Some((mut file, header)) = open(wal)? else {
             return Ok(None);
-        }
+        };
         let Some((parsed, big_endian, page_size)) = parse_header(&header) else {
             return Ok(None);
         };

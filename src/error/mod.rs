@@ -418,9 +418,12 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LockHolder {
-    /// Another connection held the database's lock: a writer in a long transaction, or a
-    /// checkpoint (`wal_checkpoint(FULL)`, `RESTART`, `TRUNCATE`) waiting for readers.
+    /// Another connection held the database's lock: a writer in a long transaction (or a
+    /// checkpoint that was over when the runner looked).
     Connection,
+    /// A checkpoint (`wal_checkpoint(FULL)`, `RESTART` or `TRUNCATE`) held the write lock
+    /// while it waited for other connections' read transactions to end.
+    Checkpoint,
     /// Another migrator of this database was taking a backup or migrating (migrators that
     /// back up one database take turns, so that only one copies it).
     Migrator,
@@ -430,8 +433,11 @@ impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             LockHolder::Connection => {
-                "another connection held the write lock (a writer in a long transaction, or a \
-                 checkpoint waiting for readers)"
+                "another connection held the write lock (a writer in a long transaction)"
+            }
+            LockHolder::Checkpoint => {
+                "a checkpoint (wal_checkpoint FULL, RESTART or TRUNCATE) held the write lock \
+                 while it waited for other connections' read transactions to end"
             }
             LockHolder::Migrator => {
                 "another migrator of this database was taking a backup or migrating"

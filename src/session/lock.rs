@@ -21,7 +21,7 @@ use sqlx::SqliteConnection;
 use super::{Intent, Planned, Session, wanted};
 use crate::backup::{self, Fresh, Journal};
 use crate::connection::{database_error, execute, is_busy, lock_error, main_file};
-use crate::error::Error;
+use crate::error::{Error, LockHolder};
 use crate::history;
 
 /// How long the runner tries for the write lock, without waiting in SQLite, while its copy
@@ -153,9 +153,34 @@ impl Session {
             }
             tracing::info!("the write lock is held: waiting for it with no snapshot held");
         }
-        execute(self.conn.get(), "BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| lock_error(&self.database, "taking the write lock", e, busy_timeout))
+        match execute(self.conn.get(), "BEGIN IMMEDIATE").await {
+            Ok(()) => Ok(()),
+            Err(e) if is_busy(&e) && self.checkpoint_running().await => Err(Error::Busy {
+                database: self.database.clone(),
+                timeout: busy_timeout,
+                holder: LockHolder::Checkpoint,
+            }),
+            Err(e) => Err(lock_error(
+                &self.database,
+                "taking the write lock",
+                e,
+                busy_timeout,
+            )),
+        }
+    }
+
+    /// After the lock was held past the busy timeout: whether a checkpoint holds it. SQLite
+    /// refuses a passive checkpoint at once while another one runs (it never waits for one),
+    /// so one is asked for; when none runs, it copies what it can of the log into the
+    /// database, as the next commit would.
+    async fn checkpoint_running(&mut self) -> bool {
+        if !self.journal.eq_ignore_ascii_case("wal") {
+            return false;
+        }
+        let answer: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(self.conn.get())
+            .await;
+        matches!(answer, Ok((1, _, _))) || answer.is_err_and(|e| is_busy(&e))
     }
 
     /// Tries `BEGIN IMMEDIATE` without waiting in SQLite, again and again for `grace`.
