@@ -173,6 +173,7 @@ macro_rules! embed_migrations {
 
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "bench")]
     pub use crate::backup::{BenchCopy, STEP_PAGES, bench_copy};
     pub use include_dir;
 }

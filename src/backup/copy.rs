@@ -219,7 +219,8 @@ impl LockedRestore {
     }
 }
 
-/// For the benchmark only: how [`bench_copy`] copies.
+/// For the benchmark only (feature `bench`): how [`bench_copy`] copies.
+#[cfg(any(test, feature = "bench"))]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct BenchCopy {
@@ -231,8 +232,9 @@ pub struct BenchCopy {
     pub gather_writes: bool,
 }
 
-/// For the benchmark only: copies the database file `src` into a new file `dest` the way a
-/// backup copies it (no journal, no sync), as `how` says.
+/// For the benchmark only (feature `bench`): copies the database file `src` into a new file
+/// `dest` the way a backup copies it (no journal, no sync), as `how` says.
+#[cfg(any(test, feature = "bench"))]
 #[doc(hidden)]
 pub fn bench_copy(src: &Path, dest: &Path, how: BenchCopy) -> Result<(), BackupError> {
     let source = RawConnection::open(src, OpenMode::Existing)

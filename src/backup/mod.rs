@@ -37,6 +37,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub(crate) use catalogue::{BackupDir, RunLock};
+#[cfg(feature = "bench")]
 pub use copy::{BenchCopy, STEP_PAGES, bench_copy};
 pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub(crate) use file::{Check, Header, backup_history, read_header};

@@ -289,12 +289,13 @@ pub async fn history(path: &Path) -> Vec<(i64, String)> {
     rows
 }
 
-/// The CLI binary (`examples/migrate.rs`), built once.
+/// The CLI binary (`examples/cli.rs`: a project's command line), built once.
 pub fn cli() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         escargot::CargoBuild::new()
-            .example("migrate")
+            .package("backstop")
+            .example("cli")
             .current_release()
             .current_target()
             .run()

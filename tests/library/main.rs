@@ -1,0 +1,16 @@
+//! The library on real SQLite files: what each operation does, refuses and leaves behind.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod add;
+mod backups;
+mod connections;
+mod long_lived;
+mod migrate;
+mod offline_metadata;
+mod rollback;
+mod source;
+mod source_props;
+mod sqlx_import;
+mod verify;
