@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use crate::backup::Reason;
+use crate::backup::BackupReason;
 use crate::config::Config;
 use crate::connection::database_error;
 use crate::error::Error;
@@ -141,7 +141,7 @@ pub(crate) async fn import_sqlx(
     run_locked(
         pool,
         config,
-        (mode, Intent::Backup(Reason::Import)),
+        (mode, Intent::Backup(BackupReason::Import)),
         async |session: &mut Session| import_locked(session, source).await,
     )
     .await

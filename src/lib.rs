@@ -114,7 +114,7 @@ mod backup;
 pub mod cli;
 mod config;
 mod connection;
-pub mod error;
+mod error;
 mod execute;
 #[allow(unsafe_code)]
 mod ffi;
@@ -126,27 +126,28 @@ mod migrate;
 mod migrator;
 mod plan;
 mod probe;
-pub mod report;
+mod report;
 mod rollback;
 mod scaffold;
 mod session;
-pub mod source;
+mod source;
 mod sql;
 mod status;
 mod supersede;
 mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
-pub use error::{BackupError, Error, LockHolder, SqliteFailure};
+pub use error::{BackupError, Error, ForeignKeyViolation, LockHolder, SqliteFailure};
 pub use import::ImportReport;
-pub use migrator::Migrator;
+pub use migrator::{DryRun, Migrator};
 pub use report::{
-    Action, BackupInfo, BackupProgress, BackupTable, MigrateReport, MigrationOutcome,
-    MigrationStatus, Reason, RollbackReport, RollbackStrategy, State, StatusReport,
+    BackupInfo, BackupProgress, BackupReason, MigrateReport, MigrationAction, MigrationOutcome,
+    MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport,
+    UnknownStrategy,
 };
 pub use scaffold::{NewMigration, add_migration};
-pub use source::{Migration, Source};
-pub use verify::{MigrationCheck, Problem, ProblemKind, VerifyReport, verify};
+pub use source::{Checksum, Migration, Source};
+pub use verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
 
 /// Embeds a directory of migrations in the binary at compile time and loads it as a
 /// [`Source`] (validated at run time, like [`Source::from_dir`]).
@@ -167,7 +168,7 @@ macro_rules! embed_migrations {
     ($dir:tt) => {{
         use $crate::__private::include_dir;
         static DIR: include_dir::Dir<'static> = include_dir::include_dir!($dir);
-        $crate::Source::from_embedded(&DIR)
+        $crate::Source::from_files(DIR.files().map(|f| (f.path(), f.contents())))
     }};
 }
 

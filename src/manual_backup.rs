@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use sqlx::SqlitePool;
 
-use crate::backup::Reason;
+use time::OffsetDateTime;
+
+use crate::backup::{BackupInfo, BackupReason, taken_at_in_name};
 use crate::config::{Backups, Config};
 use crate::connection::display_name;
 use crate::error::{BackupError, Error};
@@ -15,6 +17,7 @@ use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 /// A backup taken on demand, and the database file it belongs to.
 struct Taken {
     path: PathBuf,
+    version: i64,
     file: PathBuf,
     identity: Identified,
 }
@@ -25,9 +28,9 @@ impl Outcome for Taken {
     }
 }
 
-/// Takes a backup of the pool's database now and applies retention; returns its path.
-pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<PathBuf, Error> {
-    let intent = Intent::Backup(Reason::Manual);
+/// Takes a backup of the pool's database now and applies retention; returns what it is.
+pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<BackupInfo, Error> {
+    let intent = Intent::Backup(BackupReason::Manual);
     let taken = run_locked(
         pool,
         config,
@@ -41,6 +44,7 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Pat
                 session.identity(),
             ) {
                 (Some(backup), Some(file), Some(identity)) => Ok(Taken {
+                    version,
                     file: file.to_owned(),
                     identity: identity.clone(),
                     path: backup.keep(),
@@ -60,5 +64,14 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Pat
     let dir = config.backup_dir_of(&display_name(pool), &taken.file)?;
     let live = Live::identified(taken.identity);
     config.prune(&dir, &[&taken.path], &live).await;
-    Ok(taken.path)
+    let size = std::fs::metadata(&taken.path).map_or(0, |m| m.len());
+    Ok(BackupInfo {
+        taken_at: taken_at_in_name(&taken.path).unwrap_or_else(OffsetDateTime::now_utc),
+        path: taken.path,
+        version: Some(taken.version),
+        size,
+        reason: BackupReason::Manual,
+        untagged: false,
+        error: None,
+    })
 }

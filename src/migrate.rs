@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sqlx::SqlitePool;
 
-use crate::backup::Reason;
+use crate::backup::BackupReason;
 use crate::config::Config;
 use crate::connection::{Guarded, acquire, database_error, display_name, read_error};
 use crate::error::Error;
@@ -17,7 +17,7 @@ use crate::history::{self, History, Method, NewRecord};
 use crate::import::sqlx_versions;
 use crate::plan;
 use crate::probe::{Effect, Probe, confirm, probe};
-use crate::report::{Action, MigrateReport, MigrationOutcome};
+use crate::report::{MigrateReport, MigrationAction, MigrationOutcome};
 use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::source::{Migration, Source};
 use crate::supersede;
@@ -64,7 +64,7 @@ pub(crate) async fn migrate(
 
     // 2. to 5., under the write lock.
     let newer = config.newer();
-    let intent = Intent::Backup(Reason::Migrate);
+    let intent = Intent::Backup(BackupReason::Migrate);
     let report = run_locked(
         pool,
         config,
@@ -140,7 +140,10 @@ async fn migrate_locked(
         let outcome =
             apply_one(&mut on, migration, mode, backup_name.as_deref(), &database).await?;
         present.push(migration.version());
-        if matches!(outcome.action, Action::Applied | Action::WouldApply) {
+        if matches!(
+            outcome.action,
+            MigrationAction::Applied | MigrationAction::WouldApply
+        ) {
             ran.push(*migration);
         }
         outcomes.push(outcome);
@@ -212,10 +215,10 @@ async fn apply_one(
     .await
     .map_err(|e| database_error(database, "recording the migration", e))?;
     let action = match (mode, method) {
-        (Mode::Apply, Method::Adopted) => Action::Adopted,
-        (Mode::DryRun, Method::Adopted) => Action::WouldAdopt,
-        (Mode::Apply, _) => Action::Applied,
-        (Mode::DryRun, _) => Action::WouldApply,
+        (Mode::Apply, Method::Adopted) => MigrationAction::Adopted,
+        (Mode::DryRun, Method::Adopted) => MigrationAction::WouldAdopt,
+        (Mode::Apply, _) => MigrationAction::Applied,
+        (Mode::DryRun, _) => MigrationAction::WouldApply,
     };
     Ok(MigrationOutcome::new(migration, action, started, notices))
 }

@@ -130,23 +130,6 @@ impl Migrator {
         migrate(pool, &self.source, &self.config, Some(target), Mode::Apply).await
     }
 
-    /// A dry run of [`migrate_to`](Self::migrate_to) (or [`migrate`](Self::migrate) when `target`
-    /// is `None`): runs the pending migrations and their probes for real, in a transaction that
-    /// is always rolled back, and reports what would happen.
-    ///
-    /// It writes no backup and never changes the database's content. It does take the write
-    /// lock (`BEGIN IMMEDIATE`) for as long as the dry run lasts, so other writers wait as
-    /// they would for a real run; readers are not blocked in WAL mode. Its connection does not
-    /// spill changes to the database file mid-transaction (`cache_spill = OFF`), so a large
-    /// dry run holds its changes in memory.
-    pub async fn dry_run(
-        &self,
-        pool: &SqlitePool,
-        target: Option<i64>,
-    ) -> Result<MigrateReport, Error> {
-        migrate(pool, &self.source, &self.config, target, Mode::DryRun).await
-    }
-
     /// Reports the version, each migration's state, whether its checksum matches and what its
     /// probe says now. Reads only: its connection is `query_only`, and it takes no lock beyond
     /// a read transaction.
@@ -175,20 +158,6 @@ impl Migrator {
         rollback(pool, source, config, to_version, strategy, Mode::Apply).await
     }
 
-    /// Reports what [`rollback`](Self::rollback) would do and changes nothing: for a
-    /// restore, which backup would be restored (it is verified like a real restore would
-    /// verify it); for the scripts, a dry run in a transaction that is rolled back (which
-    /// holds the write lock while it runs).
-    pub async fn rollback_dry_run(
-        &self,
-        pool: &SqlitePool,
-        to_version: i64,
-        strategy: RollbackStrategy,
-    ) -> Result<RollbackReport, Error> {
-        let (source, config) = (&self.source, &self.config);
-        rollback(pool, source, config, to_version, strategy, Mode::DryRun).await
-    }
-
     /// Restores the backup file at `path`, whatever version it holds (also a newer one than
     /// the database's: this is how a rollback is undone, by restoring its safety backup).
     ///
@@ -208,17 +177,6 @@ impl Migrator {
         restore_file(pool, &self.config, path.as_ref(), how).await
     }
 
-    /// Reports what [`restore_file`](Self::restore_file) would do, after the same checks, and
-    /// changes nothing.
-    pub async fn restore_file_dry_run(
-        &self,
-        pool: &SqlitePool,
-        path: impl AsRef<Path>,
-    ) -> Result<RollbackReport, Error> {
-        let how = (Mode::DryRun, self.config.proof());
-        restore_file(pool, &self.config, path.as_ref(), how).await
-    }
-
     /// Moves a database that sqlx migrated to backstop: records every version sqlx applied
     /// (in `_sqlx_migrations`) as applied in backstop's history, running neither scripts nor
     /// probes, in one locked transaction after a backup. Each sqlx checksum must match the
@@ -228,13 +186,20 @@ impl Migrator {
         import_sqlx(pool, &self.source, &self.config, Mode::Apply).await
     }
 
-    /// What [`import_sqlx`](Self::import_sqlx) would record, after the same checks; changes
-    /// nothing.
-    pub async fn import_sqlx_dry_run(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
-        import_sqlx(pool, &self.source, &self.config, Mode::DryRun).await
+    /// The operations that change a database, as dry runs: each goes through the same checks
+    /// and reports what it would do, and none changes the database or writes a backup.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: backstop::Migrator, pool: sqlx::SqlitePool) -> Result<(), backstop::Error> {
+    /// let would = migrator.dry_run().migrate(&pool).await?;
+    /// println!("{would}");
+    /// # Ok(()) }
+    /// ```
+    pub fn dry_run(&self) -> DryRun<'_> {
+        DryRun { migrator: self }
     }
 
-    /// Takes a backup of the database now and applies retention. Returns the backup's path.
+    /// Takes a backup of the database now and applies retention.
     ///
     /// The copy is made from a read snapshot while other connections go on writing, then
     /// brought up to date under the write lock (other writers wait only for that; readers
@@ -244,7 +209,7 @@ impl Migrator {
     /// [`Error::Backup`] when backups are off ([`without_backups`](Self::without_backups)),
     /// the database is in memory, or the copy fails; [`Error::Busy`] when the lock cannot be
     /// taken in time.
-    pub async fn backup(&self, pool: &SqlitePool) -> Result<PathBuf, Error> {
+    pub async fn backup(&self, pool: &SqlitePool) -> Result<BackupInfo, Error> {
         backup_now(pool, &self.config).await
     }
 
@@ -263,6 +228,63 @@ impl Migrator {
     }
 }
 
+/// The operations of a [`Migrator`] that change a database, as dry runs
+/// ([`Migrator::dry_run`]): each goes through the same checks as the real one and reports what
+/// it would do; none changes the database's content or writes a backup.
+#[derive(Debug, Clone, Copy)]
+pub struct DryRun<'m> {
+    migrator: &'m Migrator,
+}
+
+impl DryRun<'_> {
+    /// What [`Migrator::migrate`] would do: runs the pending migrations and their probes for
+    /// real, in a transaction that is always rolled back.
+    ///
+    /// It takes the write lock (`BEGIN IMMEDIATE`) for as long as it lasts, so other writers
+    /// wait as they would for a real run; readers are not blocked in WAL mode. Its connection
+    /// does not spill changes to the database file mid-transaction (`cache_spill = OFF`), so a
+    /// large dry run holds its changes in memory.
+    pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        migrate(pool, source, config, None, Mode::DryRun).await
+    }
+
+    /// What [`Migrator::migrate_to`] would do, as [`migrate`](Self::migrate).
+    pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        migrate(pool, source, config, Some(target), Mode::DryRun).await
+    }
+
+    /// What [`Migrator::rollback`] would do: for a restore, which backup would be restored
+    /// (verified as a real restore would verify it); for the scripts, a run in a transaction
+    /// that is rolled back (which holds the write lock while it runs).
+    pub async fn rollback(
+        &self,
+        pool: &SqlitePool,
+        to_version: i64,
+        strategy: RollbackStrategy,
+    ) -> Result<RollbackReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        rollback(pool, source, config, to_version, strategy, Mode::DryRun).await
+    }
+
+    /// What [`Migrator::restore_file`] would do, after the same checks.
+    pub async fn restore_file(
+        &self,
+        pool: &SqlitePool,
+        path: impl AsRef<Path>,
+    ) -> Result<RollbackReport, Error> {
+        let config = &self.migrator.config;
+        restore_file(pool, config, path.as_ref(), (Mode::DryRun, config.proof())).await
+    }
+
+    /// What [`Migrator::import_sqlx`] would record, after the same checks.
+    pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        import_sqlx(pool, source, config, Mode::DryRun).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,13 +296,17 @@ mod tests {
     fn every_operation_can_be_spawned(migrator: &Migrator, pool: &SqlitePool) {
         send(migrator.migrate(pool));
         send(migrator.migrate_to(pool, 1));
-        send(migrator.dry_run(pool, None));
         send(migrator.status(pool));
         send(migrator.rollback(pool, 0, RollbackStrategy::Backup));
-        send(migrator.rollback_dry_run(pool, 0, RollbackStrategy::Scripts));
         send(migrator.backup(pool));
         send(migrator.backups(pool));
         send(migrator.restore_file(pool, "x"));
         send(migrator.import_sqlx(pool));
+        let dry = migrator.dry_run();
+        send(dry.migrate(pool));
+        send(dry.migrate_to(pool, 1));
+        send(dry.rollback(pool, 0, RollbackStrategy::Scripts));
+        send(dry.restore_file(pool, "x"));
+        send(dry.import_sqlx(pool));
     }
 }

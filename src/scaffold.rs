@@ -17,6 +17,20 @@ pub struct NewMigration {
     pub files: Vec<PathBuf>,
 }
 
+impl std::fmt::Display for NewMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for file in &self.files {
+            writeln!(f, "created  {}", file.display())?;
+        }
+        writeln!(
+            f,
+            "migration {}: write the forward script, its rollback and its probe (each file says \
+             what it must do)",
+            self.version
+        )
+    }
+}
+
 /// Writes `NNN_description.sql`, `.rollback.sql` and `.probe.sql` into `dir` (created when
 /// missing), `NNN` being the next version, zero-padded to the width of the versions already
 /// there (3 digits in an empty directory).

@@ -388,7 +388,7 @@ impl Bench {
                         std::fs::copy(&live, &out)?;
                         out.clone()
                     }
-                    BackupMethod::Backstop => migrator.backup(&pool).await?,
+                    BackupMethod::Backstop => migrator.backup(&pool).await?.path,
                     BackupMethod::Blocks => {
                         copy_in_blocks(&live, &out)?;
                         out.clone()
@@ -513,7 +513,7 @@ impl Bench {
                     3 => {
                         let pool = open_pool(&db, false).await?;
                         let started = Instant::now();
-                        let path = with_backup.backup(&pool).await?;
+                        let path = with_backup.backup(&pool).await?.path;
                         let elapsed = started.elapsed();
                         pool.close().await;
                         std::fs::remove_file(path)?;

@@ -61,7 +61,7 @@ pub(crate) type ProgressFn = Arc<dyn Fn(BackupProgress) + Send + Sync>;
 /// Why a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reason {
+pub enum BackupReason {
     /// Before a migration.
     Migrate,
     /// Before a rollback.
@@ -72,23 +72,23 @@ pub enum Reason {
     Import,
 }
 
-impl Reason {
+impl BackupReason {
     /// The reason as it appears in backup names and in JSON (`"migrate"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Migrate => "migrate",
-            Reason::Rollback => "rollback",
-            Reason::Manual => "manual",
-            Reason::Import => "import",
+            BackupReason::Migrate => "migrate",
+            BackupReason::Rollback => "rollback",
+            BackupReason::Manual => "manual",
+            BackupReason::Import => "import",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
         [
-            Reason::Migrate,
-            Reason::Rollback,
-            Reason::Manual,
-            Reason::Import,
+            BackupReason::Migrate,
+            BackupReason::Rollback,
+            BackupReason::Manual,
+            BackupReason::Import,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)
@@ -109,7 +109,7 @@ pub struct BackupInfo {
     /// Its size in bytes.
     pub size: u64,
     /// Why it was taken.
-    pub reason: Reason,
+    pub reason: BackupReason,
     /// Named before backups carried their database's identity: nothing tells whether it is a
     /// backup of this database or of another one with the same file name, so a rollback never
     /// chooses it and retention never removes it (restore it by name if it is this database's).

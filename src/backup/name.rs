@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
-use super::Reason;
+use super::BackupReason;
 use super::identity::DatabaseTag;
 
 /// The time stamp in backup names: UTC, to the microsecond.
@@ -23,13 +23,19 @@ pub(crate) struct NewNames {
     dir: PathBuf,
     /// `<db>.backup-<tag>-<stamp>`.
     base: String,
-    reason: Reason,
+    reason: BackupReason,
 }
 
 impl NewNames {
     /// The names of a new backup of the database whose backups are `prefix…` in `dir`,
     /// tagged `tag`, holding `version`, taken now.
-    pub fn new(dir: &Path, prefix: &str, tag: &DatabaseTag, version: i64, reason: Reason) -> Self {
+    pub fn new(
+        dir: &Path,
+        prefix: &str,
+        tag: &DatabaseTag,
+        version: i64,
+        reason: BackupReason,
+    ) -> Self {
         let stamp = timestamp(OffsetDateTime::now_utc());
         let base = format!("{prefix}{}-{stamp}", tag.as_str());
         NewNames {
@@ -56,7 +62,7 @@ pub(super) struct Name {
     pub tag: Option<String>,
     pub taken_at: OffsetDateTime,
     pub version: i64,
-    pub reason: Reason,
+    pub reason: BackupReason,
 }
 
 /// What a backup file's name says, without the `<db>.backup-` prefix and the suffix:
@@ -80,7 +86,7 @@ pub(super) fn parse_name(rest: &str) -> Option<Name> {
             .ok()?
             .assume_utc(),
         version: digits.parse().ok()?,
-        reason: Reason::parse(reason)?,
+        reason: BackupReason::parse(reason)?,
     })
 }
 
@@ -119,7 +125,7 @@ mod tests {
                 parsed.version,
                 parsed.reason
             ),
-            (Some("0123456789ab"), at, 12, Reason::Rollback)
+            (Some("0123456789ab"), at, 12, BackupReason::Rollback)
         );
         let untagged = parse_name("20261124T022550123456Z-v3-migrate").unwrap();
         assert_eq!((untagged.tag, untagged.version), (None, 3));

@@ -76,7 +76,7 @@ pub(crate) fn check_dir(dir: &Path, meta: &Metadata) -> Result<(), Error> {
         meta,
         "directory",
         "use a directory that only you can write (chown it to yourself and `chmod go-w` it), or \
-         another one with --backup-dir",
+         another backup directory",
     )
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn check_links(dir: &Path) -> Result<(), Error> {
                 problem: format!(
                     "the backup directory {} goes through this symbolic link, which belongs to \
                      another user, who can point it anywhere; use a directory whose path only \
-                     you (or root) control, with --backup-dir",
+                     you (or root) control",
                     dir.display()
                 ),
             });

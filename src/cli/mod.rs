@@ -17,6 +17,7 @@
 //! code 1 (`{"error": ..., "kind": ...}` under `--json`); usage errors exit with 2.
 
 mod args;
+mod backups;
 mod output;
 mod progress;
 mod target;
@@ -27,10 +28,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::report::BackupTable;
 use crate::{Error, Migrator, Source};
 use args::{Args, Command};
-use output::{CliError, Failure, Format, stderr, stdout};
+use backups::BackupTable;
+use output::{CliError, CliKind, Failure, Format};
 use progress::Progress;
 use target::{Create, Fresh, Target};
 
@@ -106,7 +107,9 @@ impl Cli {
         format.init_logs();
         let result = match runtime {
             Ok(runtime) => runtime.block_on(self.execute(&args, format)),
-            Err(e) => Err(CliError::new("io", format!("cannot start a runtime: {e}")).into()),
+            Err(e) => {
+                Err(CliError::new(CliKind::Io, format!("cannot start a runtime: {e}")).into())
+            }
         };
         match result {
             Ok(code) => code,
@@ -123,7 +126,10 @@ impl Cli {
             (Some(dir), _) | (None, Migrations::Dir(dir)) => Ok(Source::from_dir(dir)?),
             (None, Migrations::Embedded(source)) => match source.as_ref() {
                 Ok(source) => Ok(source.clone()),
-                Err(e) => Err(CliError::new(e.kind(), e.to_string()).into()),
+                Err(e) => Err(Failure::Reported {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }),
             },
         }
     }
@@ -136,25 +142,115 @@ impl Cli {
         }
     }
 
+    /// Runs the command and prints its report; one `match` for every command.
     async fn execute(&self, args: &Args, format: Format) -> Result<ExitCode, Failure> {
-        match &args.command {
+        let success = |ok: bool| match ok {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(1),
+        };
+        Ok(match &args.command {
             Command::Add { description } => {
-                let new = crate::add_migration(self.add_dir(args), description)?;
-                print_added(format, &new);
-                return Ok(ExitCode::SUCCESS);
+                format.print(&crate::add_migration(self.add_dir(args), description)?);
+                ExitCode::SUCCESS
             }
             Command::Verify => {
                 let report = crate::verify(&self.source(args)?, args.database.as_deref()).await?;
                 format.print(&report);
-                return Ok(if report.ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
+                success(report.ok)
             }
-            _ => {}
-        }
+            Command::Status { check } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| m.status(pool).await)
+                    .await?;
+                format.print(&report);
+                success(!*check || report.is_clean())
+            }
+            Command::Migrate { dry_run, target } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| match (dry_run, target) {
+                        (true, None) => m.dry_run().migrate(pool).await,
+                        (true, Some(target)) => m.dry_run().migrate_to(pool, *target).await,
+                        (false, None) => m.migrate(pool).await,
+                        (false, Some(target)) => m.migrate_to(pool, *target).await,
+                    })
+                    .await?;
+                format.print(&report);
+                ExitCode::SUCCESS
+            }
+            Command::Rollback {
+                to_version,
+                strategy,
+                dry_run,
+            } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| match dry_run {
+                        true => m.dry_run().rollback(pool, *to_version, *strategy).await,
+                        false => m.rollback(pool, *to_version, *strategy).await,
+                    })
+                    .await?;
+                format.print(&report);
+                ExitCode::SUCCESS
+            }
+            Command::Restore {
+                path,
+                force,
+                dry_run,
+            } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| {
+                        let forced;
+                        let m = match force {
+                            true => {
+                                forced = m.clone().restore_foreign_files();
+                                &forced
+                            }
+                            false => m,
+                        };
+                        match dry_run {
+                            true => m.dry_run().restore_file(pool, path).await,
+                            false => m.restore_file(pool, path).await,
+                        }
+                    })
+                    .await?;
+                format.print(&report);
+                ExitCode::SUCCESS
+            }
+            Command::ImportSqlx { dry_run } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| match dry_run {
+                        true => m.dry_run().import_sqlx(pool).await,
+                        false => m.import_sqlx(pool).await,
+                    })
+                    .await?;
+                format.print(&report);
+                ExitCode::SUCCESS
+            }
+            Command::Backup => {
+                let taken = self
+                    .on_database(args, format, async |m, pool| m.backup(pool).await)
+                    .await?;
+                format.print(&Taken(&taken));
+                ExitCode::SUCCESS
+            }
+            Command::Backups => {
+                let backups = self
+                    .on_database(args, format, async |m, pool| m.backups(pool).await)
+                    .await?;
+                format.print(&BackupTable(&backups));
+                ExitCode::SUCCESS
+            }
+        })
+    }
 
+    /// Runs `work` on the database the arguments name, with a migrator configured by them: the
+    /// pool is opened first (created only for `migrate`; a failed one removes what it created)
+    /// and every connection closed after.
+    async fn on_database<T>(
+        &self,
+        args: &Args,
+        format: Format,
+        work: impl AsyncFnOnce(&Migrator, &sqlx::SqlitePool) -> Result<T, Error>,
+    ) -> Result<T, Failure> {
         let target = Target::resolve(args.database.as_deref(), self.default_database.as_deref())?;
         let source = self.source(args)?;
         let mut migrator = Migrator::new(source)
@@ -180,7 +276,7 @@ impl Cli {
         };
         let fresh = (create == Create::IfMissing).then(|| Fresh::before_creating(target.file()));
         let pool = target.open(create, args.busy_timeout).await?;
-        let outcome = run_command(&args.command, &migrator, &pool, format).await;
+        let outcome = work(&migrator, &pool).await;
         if let Some(progress) = &progress {
             progress.finish();
         }
@@ -196,102 +292,17 @@ impl Cli {
     }
 }
 
-/// Runs a command that works on the database, and prints its report.
-async fn run_command(
-    command: &Command,
-    migrator: &Migrator,
-    pool: &sqlx::SqlitePool,
-    format: Format,
-) -> Result<ExitCode, Error> {
-    match command {
-        Command::Status { check } => {
-            let report = migrator.status(pool).await?;
-            format.print(&report);
-            if *check && !report.is_clean() {
-                return Ok(ExitCode::from(1));
-            }
-        }
-        Command::Migrate { dry_run, target } => {
-            let report = match (dry_run, target) {
-                (true, target) => migrator.dry_run(pool, *target).await?,
-                (false, Some(target)) => migrator.migrate_to(pool, *target).await?,
-                (false, None) => migrator.migrate(pool).await?,
-            };
-            format.print(&report);
-        }
-        Command::Rollback {
-            to_version,
-            strategy,
-            dry_run,
-        } => {
-            let report = if *dry_run {
-                migrator
-                    .rollback_dry_run(pool, *to_version, *strategy)
-                    .await?
-            } else {
-                migrator.rollback(pool, *to_version, *strategy).await?
-            };
-            format.print(&report);
-        }
-        Command::Restore {
-            path,
-            force,
-            dry_run,
-        } => {
-            let forced;
-            let migrator = match force {
-                true => {
-                    forced = migrator.clone().restore_foreign_files();
-                    &forced
-                }
-                false => migrator,
-            };
-            let report = if *dry_run {
-                migrator.restore_file_dry_run(pool, path).await?
-            } else {
-                migrator.restore_file(pool, path).await?
-            };
-            format.print(&report);
-        }
-        Command::ImportSqlx { dry_run } => {
-            let report = if *dry_run {
-                migrator.import_sqlx_dry_run(pool).await?
-            } else {
-                migrator.import_sqlx(pool).await?
-            };
-            format.print(&report);
-        }
-        Command::Backup => {
-            let path = migrator.backup(pool).await?;
-            match format {
-                Format::Json => stdout(format_args!("{}\n", serde_json::json!({ "backup": path }))),
-                Format::Text => stdout(format_args!("backup  {}\n", path.display())),
-            }
-        }
-        Command::Backups => {
-            let backups = migrator.backups(pool).await?;
-            format.print(&BackupTable(&backups));
-        }
-        Command::Add { .. } | Command::Verify => unreachable!("handled without a database"),
+/// A backup taken by `backup`: `backup  PATH`, or `{"backup": "PATH"}`.
+struct Taken<'a>(&'a crate::BackupInfo);
+
+impl serde::Serialize for Taken<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({ "backup": self.0.path }).serialize(serializer)
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn print_added(format: Format, new: &crate::NewMigration) {
-    match format {
-        Format::Json => match serde_json::to_string_pretty(new) {
-            Ok(json) => stdout(format_args!("{json}\n")),
-            Err(e) => stderr(format_args!("cannot write the report as JSON: {e}")),
-        },
-        Format::Text => {
-            for file in &new.files {
-                stdout(format_args!("created  {}\n", file.display()));
-            }
-            stdout(format_args!(
-                "migration {}: write the forward script, its rollback and its probe (each file \
-                 says what it must do)\n",
-                new.version
-            ));
-        }
+impl std::fmt::Display for Taken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "backup  {}", self.0.path.display())
     }
 }

@@ -42,9 +42,13 @@ impl Format {
         };
     }
 
-    /// Reports an error on stderr.
+    /// Reports an error on stderr, with what to try on this command line when there is
+    /// something to say.
     pub fn error(self, error: &Failure) {
-        let (kind, message) = error.kind_and_message();
+        let (kind, mut message) = error.kind_and_message();
+        if let Some(advice) = advice(kind) {
+            message = format!("{message} ({advice})");
+        }
         match self {
             Format::Json => {
                 stderr(format_args!(
@@ -55,6 +59,20 @@ impl Format {
             Format::Text => stderr(format_args!("error: {message}")),
         }
     }
+}
+
+/// What to try on the command line after an error of `kind`: the library's messages name the
+/// library's options, not the command line's flags.
+fn advice(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "no_backup" => "try `rollback --strategy scripts`, or `restore PATH`",
+        "sqlx_history" => "run `import-sqlx` first",
+        "unsafe_backup_path" => "another backup directory: --backup-dir DIR",
+        "foreign_backup" => "if you are sure it is this database's: `restore --force PATH`",
+        "busy" => "to wait longer: --busy-timeout SECONDS",
+        "unknown_versions" => "to run on it as it is: --allow-newer",
+        _ => return None,
+    })
 }
 
 /// Writes `text` on stdout. A reader that went away (`status | head -2`) ends the output
@@ -78,24 +96,40 @@ pub(crate) fn stderr(line: std::fmt::Arguments<'_>) {
     let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
 }
 
+/// The kinds of the command line's own errors, beside the library's ([`Error::kind`]): the
+/// `kind` of `--json` errors, in snake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub(crate) enum CliKind {
+    /// `--database` names no usable file (a directory, a missing one where one must exist).
+    DatabasePath,
+    /// An argument or variable the command line cannot take (`DATABASE_URL` not `sqlite:`).
+    InvalidArgument,
+    /// The command line could not start (its runtime).
+    Io,
+}
+
 /// An error of the command line itself (not of the library), with its kind for `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct CliError {
-    kind: &'static str,
+    kind: CliKind,
     message: String,
 }
 
 impl CliError {
-    pub fn new(kind: &'static str, message: String) -> Self {
+    pub fn new(kind: CliKind, message: String) -> Self {
         CliError { kind, message }
     }
 }
 
-/// Why a command failed: the library's error or the command line's own.
+/// Why a command failed: the library's error, one the library gave that the command line
+/// only holds (the embedded migrations' load error, reported at each command that needs
+/// them), or the command line's own.
 #[derive(Debug)]
 pub(crate) enum Failure {
     Library(Error),
+    Reported { kind: &'static str, message: String },
     Cli(CliError),
 }
 
@@ -103,7 +137,8 @@ impl Failure {
     fn kind_and_message(&self) -> (&'static str, String) {
         match self {
             Failure::Library(e) => (e.kind(), e.to_string()),
-            Failure::Cli(e) => (e.kind, e.message.clone()),
+            Failure::Reported { kind, message } => (kind, message.clone()),
+            Failure::Cli(e) => (e.kind.into(), e.message.clone()),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, SqlitePool};
 
-use super::output::CliError;
+use super::output::{CliError, CliKind};
 
 /// Whether a command may create the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Target {
             _ => match default {
                 Some(path) => Ok(Target::path(path)),
                 None => Err(CliError::new(
-                    "invalid_argument",
+                    CliKind::InvalidArgument,
                     "no database given: pass --database PATH or set DATABASE_URL".to_owned(),
                 )),
             },
@@ -63,8 +63,12 @@ impl Target {
     }
 
     fn url(url: &str) -> Result<Self, CliError> {
-        let invalid =
-            |why: String| CliError::new("invalid_argument", format!("DATABASE_URL={url:?} {why}"));
+        let invalid = |why: String| {
+            CliError::new(
+                CliKind::InvalidArgument,
+                format!("DATABASE_URL={url:?} {why}"),
+            )
+        };
         if !url.starts_with("sqlite:") {
             return Err(invalid(
                 "is not a sqlite: URL; pass --database PATH instead".to_owned(),
@@ -99,7 +103,7 @@ impl Target {
         busy_timeout: Duration,
     ) -> Result<SqlitePool, CliError> {
         let path = &self.file;
-        let fail = |message: String| CliError::new("database_path", message);
+        let fail = |message: String| CliError::new(CliKind::DatabasePath, message);
         if path.is_dir() {
             return Err(fail(format!(
                 "{}: is a directory, not a database file",

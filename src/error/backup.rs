@@ -18,6 +18,7 @@ pub enum BackupError {
         /// What the runner was doing.
         doing: &'static str,
         /// What SQLite said.
+        #[source]
         failure: SqliteFailure,
     },
 
@@ -27,6 +28,7 @@ pub enum BackupError {
         /// What the runner was doing.
         doing: &'static str,
         /// The operating system's error.
+        #[source]
         cause: std::io::Error,
     },
 
@@ -34,6 +36,7 @@ pub enum BackupError {
     #[error("does not open as a backup: {cause}")]
     Unreadable {
         /// SQLite's error.
+        #[source]
         cause: sqlx::Error,
     },
 
@@ -110,6 +113,7 @@ pub enum BackupError {
         /// The version asked for.
         version: i64,
         /// Why the backup was refused.
+        #[source]
         cause: Box<BackupError>,
     },
 

@@ -19,10 +19,11 @@ use format::{format_backups, format_violations};
 /// Whenever one of these errors is returned by [`Migrator`](crate::Migrator), the database is
 /// exactly as it was before the call (the transaction was rolled back, or never started).
 ///
-/// The message of an underlying error (I/O, SQLite) is part of the variant's message, and the
-/// underlying error itself is in the variant's `cause` field; [`std::error::Error::source`]
-/// returns `None`, so that a chain printer does not say the same thing twice.
-#[derive(Debug, thiserror::Error)]
+/// The message of an underlying error (I/O, SQLite, a backup's failure) is part of the
+/// variant's message, as in sqlx's own errors, and the underlying error itself is the
+/// variant's `cause`, which [`std::error::Error::source`] returns.
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
     // ----- loading a source -------------------------------------------------------------------
@@ -32,6 +33,7 @@ pub enum Error {
         /// The directory or file that could not be read.
         path: PathBuf,
         /// The underlying I/O error.
+        #[source]
         cause: std::io::Error,
     },
 
@@ -41,6 +43,7 @@ pub enum Error {
         /// The file or directory that could not be written.
         path: PathBuf,
         /// The underlying I/O error.
+        #[source]
         cause: std::io::Error,
     },
 
@@ -184,7 +187,7 @@ pub enum Error {
     },
 
     /// No backup of this database holds the version asked for.
-    #[error("no backup of {database} holds version {version}; the backups in {dir} are: {}; roll back with the rollback scripts instead (`--strategy scripts`), or restore a backup file by name (`restore PATH`)", format_backups(.available))]
+    #[error("no backup of {database} holds version {version}; the backups in {dir} are: {}; roll back with the rollback scripts instead, or restore a backup file by name", format_backups(.available))]
     NoBackup {
         /// The database file.
         database: PathBuf,
@@ -233,6 +236,7 @@ pub enum Error {
         /// The statement, shortened for display.
         statement: String,
         /// SQLite's error.
+        #[source]
         cause: sqlx::Error,
     },
 
@@ -283,6 +287,7 @@ pub enum Error {
         /// The backup file (or directory) at fault.
         path: PathBuf,
         /// What went wrong.
+        #[source]
         cause: BackupError,
     },
 
@@ -343,7 +348,7 @@ pub enum Error {
     /// `migrate` on a database that sqlx migrated and backstop never did: adopting each
     /// migration by its probe would re-run those whose effect a later migration removed.
     #[error(
-        "{} was migrated by sqlx (_sqlx_migrations records {versions} migration(s)) and has no backstop history: run `import-sqlx` first (Migrator::import_sqlx), which records sqlx's migrations as applied without running anything",
+        "{} was migrated by sqlx (_sqlx_migrations records {versions} migration(s)) and has no backstop history: import sqlx's history first (Migrator::import_sqlx), which records sqlx's migrations as applied without running anything",
         database.display()
     )]
     SqlxHistory {
@@ -353,7 +358,7 @@ pub enum Error {
         versions: usize,
     },
 
-    /// `import-sqlx` on a database without sqlx's history table.
+    /// An import of sqlx's history on a database without sqlx's history table.
     #[error("{} has no sqlx history (_sqlx_migrations): there is nothing to import", database.display())]
     NoSqlxHistory {
         /// The database as the pool names it.
@@ -410,6 +415,7 @@ pub enum Error {
         /// What the runner was doing.
         context: String,
         /// The underlying error.
+        #[source]
         cause: sqlx::Error,
     },
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::history::{self, Applied, History, Method, Record};
 use crate::probe::BadAnswer;
-use crate::report::{MigrationStatus, State};
+use crate::report::{MigrationState, MigrationStatus};
 use crate::source::{Migration, Source};
 
 /// Whether a database migrated by a newer build (versions this build does not know) is
@@ -202,17 +202,18 @@ pub(crate) fn status(
         .zip(probes)
         .map(|(migration, probe)| {
             let record = history.get(migration.version());
-            let state = record.map_or(State::Pending, |r| recorded_state(r.method));
+            let state = record.map_or(MigrationState::Pending, |r| recorded_state(r.method));
             let (probe, probe_error) = match probe {
                 Ok(value) => (Some(value), None),
                 Err(bad) => (None, Some(bad.to_string())),
             };
             let superseded_by = record.and_then(|r| r.superseded_by);
             let drift = match (state, probe) {
-                (State::Pending, Some(1)) => true,
-                (State::Applied | State::Adopted | State::Imported, Some(0)) => {
-                    superseded_by.is_none()
-                }
+                (MigrationState::Pending, Some(1)) => true,
+                (
+                    MigrationState::Applied | MigrationState::Adopted | MigrationState::Imported,
+                    Some(0),
+                ) => superseded_by.is_none(),
                 _ => false,
             };
             MigrationStatus {
@@ -234,7 +235,7 @@ pub(crate) fn status(
             rows.push(MigrationStatus {
                 version: record.version,
                 description: record.description.clone(),
-                state: State::Unknown,
+                state: MigrationState::Unknown,
                 applied_at: Some(record.applied_at),
                 checksum_ok: None,
                 probe: None,
@@ -250,11 +251,11 @@ pub(crate) fn status(
 }
 
 /// The state of a recorded migration.
-fn recorded_state(method: Method) -> State {
+fn recorded_state(method: Method) -> MigrationState {
     match method {
-        Method::Applied => State::Applied,
-        Method::Adopted => State::Adopted,
-        Method::Imported => State::Imported,
+        Method::Applied => MigrationState::Applied,
+        Method::Adopted => MigrationState::Adopted,
+        Method::Imported => MigrationState::Imported,
     }
 }
 

@@ -210,18 +210,18 @@ fn status_flags_drift_both_ways_and_lists_unknown_versions() {
     );
     let probes = vec![Ok(1), Ok(0), Err(BadAnswer::Rows(2)), Ok(1)];
     let rows = status(&s, &h, probes);
-    let summary: Vec<(i64, State, bool, bool)> = rows
+    let summary: Vec<(i64, MigrationState, bool, bool)> = rows
         .iter()
         .map(|r| (r.version, r.state, r.drift, r.known))
         .collect();
     assert_eq!(
         summary,
         vec![
-            (1, State::Applied, false, true),
-            (2, State::Adopted, true, true),
-            (3, State::Applied, false, true),
-            (4, State::Pending, true, true),
-            (8, State::Unknown, false, false),
+            (1, MigrationState::Applied, false, true),
+            (2, MigrationState::Adopted, true, true),
+            (3, MigrationState::Applied, false, true),
+            (4, MigrationState::Pending, true, true),
+            (8, MigrationState::Unknown, false, false),
         ]
     );
     assert_eq!(

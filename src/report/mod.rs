@@ -9,9 +9,10 @@ use std::time::Instant;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use crate::backup::{BackupInfo, BackupProgress, Reason};
+pub use crate::backup::{BackupInfo, BackupProgress, BackupReason};
 use crate::source::Migration;
-pub use text::{BackupTable, UnknownStrategy};
+pub use text::UnknownStrategy;
+pub(crate) use text::{table, time_text};
 
 /// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),
 /// [`migrate_to`](crate::Migrator::migrate_to) or [`dry_run`](crate::Migrator::dry_run).
@@ -51,7 +52,7 @@ pub struct MigrationOutcome {
     /// Its description.
     pub description: String,
     /// What was done.
-    pub action: Action,
+    pub action: MigrationAction,
     /// Time spent on it (probes, script and history row), in milliseconds.
     pub duration_ms: u64,
     /// Values returned by the script's top-level `SELECT` statements (see the crate docs).
@@ -67,12 +68,12 @@ impl MigrationOutcome {
     /// that would run.
     pub(crate) fn new(
         migration: &Migration,
-        action: Action,
+        action: MigrationAction,
         started: Instant,
         notices: Vec<String>,
     ) -> Self {
         let script = match action {
-            Action::WouldApply | Action::WouldAdopt => migration.sql(),
+            MigrationAction::WouldApply | MigrationAction::WouldAdopt => migration.sql(),
             _ => migration.rollback_sql(),
         };
         let described = (migration.version(), migration.description());
@@ -83,14 +84,16 @@ impl MigrationOutcome {
     /// `script`, the script that would run.
     pub(crate) fn of(
         (version, description): (i64, &str),
-        action: Action,
+        action: MigrationAction,
         started: Instant,
         notices: Vec<String>,
         script: &str,
     ) -> Self {
         let dry_run = matches!(
             action,
-            Action::WouldApply | Action::WouldAdopt | Action::WouldRollBack
+            MigrationAction::WouldApply
+                | MigrationAction::WouldAdopt
+                | MigrationAction::WouldRollBack
         );
         MigrationOutcome {
             version,
@@ -106,7 +109,7 @@ impl MigrationOutcome {
 /// What was done to a migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub enum MigrationAction {
     /// The forward script ran and its probe confirmed it.
     Applied,
     /// The probe found the effect already present; the script did not run.
@@ -202,7 +205,7 @@ impl StatusReport {
             .unwrap_or(0);
         self.migrations.iter().all(|m| {
             if m.known {
-                m.state != State::Pending && !m.drift && m.checksum_ok == Some(true)
+                m.state != MigrationState::Pending && !m.drift && m.checksum_ok == Some(true)
             } else {
                 self.newer_accepted && m.version > newest_known
             }
@@ -219,7 +222,7 @@ pub struct MigrationStatus {
     /// Its description.
     pub description: String,
     /// Applied, adopted or pending.
-    pub state: State,
+    pub state: MigrationState,
     /// When it was recorded (`None` when pending).
     #[serde(with = "time::serde::rfc3339::option")]
     pub applied_at: Option<OffsetDateTime>,
@@ -245,7 +248,7 @@ pub struct MigrationStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum State {
+pub enum MigrationState {
     /// Its forward script ran.
     Applied,
     /// Its probe found the effect present; recorded without running the script.

@@ -8,45 +8,45 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::{
-    Action, BackupInfo, MigrateReport, MigrationOutcome, RollbackReport, RollbackStrategy, State,
-    StatusReport,
+    MigrateReport, MigrationAction, MigrationOutcome, MigrationState, RollbackReport,
+    RollbackStrategy, StatusReport,
 };
 
-impl State {
+impl MigrationState {
     /// `"applied"`, `"adopted"` or `"pending"`.
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Applied => "applied",
-            State::Adopted => "adopted",
-            State::Imported => "imported",
-            State::Pending => "pending",
-            State::Unknown => "unknown",
+            MigrationState::Applied => "applied",
+            MigrationState::Adopted => "adopted",
+            MigrationState::Imported => "imported",
+            MigrationState::Pending => "pending",
+            MigrationState::Unknown => "unknown",
         }
     }
 }
 
-impl Action {
+impl MigrationAction {
     /// The action as in JSON: `"applied"`, `"would_apply"`, `"rolled_back"`, ...
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Applied => "applied",
-            Action::Adopted => "adopted",
-            Action::WouldApply => "would_apply",
-            Action::WouldAdopt => "would_adopt",
-            Action::RolledBack => "rolled_back",
-            Action::WouldRollBack => "would_roll_back",
+            MigrationAction::Applied => "applied",
+            MigrationAction::Adopted => "adopted",
+            MigrationAction::WouldApply => "would_apply",
+            MigrationAction::WouldAdopt => "would_adopt",
+            MigrationAction::RolledBack => "rolled_back",
+            MigrationAction::WouldRollBack => "would_roll_back",
         }
     }
 
     /// The action in a sentence: `"applied"`, `"would apply"`, `"undone"`, ...
     fn words(self) -> &'static str {
         match self {
-            Action::Applied => "applied",
-            Action::Adopted => "adopted",
-            Action::WouldApply => "would apply",
-            Action::WouldAdopt => "would adopt",
-            Action::RolledBack => "undone",
-            Action::WouldRollBack => "would undo",
+            MigrationAction::Applied => "applied",
+            MigrationAction::Adopted => "adopted",
+            MigrationAction::WouldApply => "would apply",
+            MigrationAction::WouldAdopt => "would adopt",
+            MigrationAction::RolledBack => "undone",
+            MigrationAction::WouldRollBack => "would undo",
         }
     }
 }
@@ -252,57 +252,6 @@ impl Display for RollbackReport {
     }
 }
 
-/// A list of backups as a table, newest first, with what is wrong with each.
-#[derive(Debug, Clone, Copy)]
-pub struct BackupTable<'a>(pub &'a [BackupInfo]);
-
-/// As JSON, the list itself.
-impl serde::Serialize for BackupTable<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-impl Display for BackupTable<'_> {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return writeln!(f, "no backups");
-        }
-        let rows: Vec<[String; 5]> = self
-            .0
-            .iter()
-            .map(|b| {
-                [
-                    b.version
-                        .map_or_else(|| "unreadable".into(), |v| v.to_string()),
-                    time_text(b.taken_at),
-                    b.reason.as_str().to_owned(),
-                    b.size.to_string(),
-                    b.path.display().to_string(),
-                ]
-            })
-            .collect();
-        f.write_str(&table(
-            ["VERSION", "TAKEN AT", "REASON", "BYTES", "PATH"],
-            &rows,
-        ))?;
-        for b in self.0 {
-            if let Some(error) = &b.error {
-                writeln!(f, "{}: {error}", b.path.display())?;
-            }
-            if b.untagged {
-                writeln!(
-                    f,
-                    "{}: named without a database identity tag: never chosen by a rollback nor \
-                     pruned; restore it by name if it is this database's",
-                    b.path.display()
-                )?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A UTC time to the second.
 pub(crate) fn time_text(at: OffsetDateTime) -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
@@ -342,22 +291,22 @@ mod tests {
     #[test]
     fn names_match_the_json() {
         for action in [
-            Action::Applied,
-            Action::Adopted,
-            Action::WouldApply,
-            Action::WouldAdopt,
-            Action::RolledBack,
-            Action::WouldRollBack,
+            MigrationAction::Applied,
+            MigrationAction::Adopted,
+            MigrationAction::WouldApply,
+            MigrationAction::WouldAdopt,
+            MigrationAction::RolledBack,
+            MigrationAction::WouldRollBack,
         ] {
             let json = serde_json::to_value(action).unwrap();
             assert_eq!(json, action.as_str());
         }
         for state in [
-            State::Applied,
-            State::Adopted,
-            State::Imported,
-            State::Pending,
-            State::Unknown,
+            MigrationState::Applied,
+            MigrationState::Adopted,
+            MigrationState::Imported,
+            MigrationState::Pending,
+            MigrationState::Unknown,
         ] {
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }

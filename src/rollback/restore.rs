@@ -8,7 +8,7 @@ use std::path::Path;
 use sqlx::SqlitePool;
 
 use super::choose::{self, Chosen, check_restorable};
-use crate::backup::{BackupDir, CopyFailure, LockedRestore, NewBackup, Reason, blocking};
+use crate::backup::{BackupDir, BackupReason, CopyFailure, LockedRestore, NewBackup, blocking};
 use crate::config::{Config, Proof};
 use crate::connection::{
     acquire, database_error, database_file, display_name, execute, unlocked_history, unlocked_live,
@@ -217,7 +217,7 @@ async fn prepare(
     file: &Path,
     proceed: Proceed,
 ) -> Result<Option<PreparedRestore>, Error> {
-    let intent = Intent::SafetyBackup(Reason::Rollback);
+    let intent = Intent::SafetyBackup(BackupReason::Rollback);
     run_locked(
         pool,
         config,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sqlx::SqlitePool;
 
-use crate::backup::Reason;
+use crate::backup::BackupReason;
 use crate::config::Config;
 use crate::connection::{Guarded, database_error};
 use crate::error::Error;
@@ -15,7 +15,7 @@ use crate::foreign_keys::{check_no_new_violations, violations_before};
 use crate::history;
 use crate::plan::{self, Undo};
 use crate::probe::{Effect, Probe, confirm};
-use crate::report::{Action, MigrationOutcome, RollbackReport};
+use crate::report::{MigrationAction, MigrationOutcome, RollbackReport};
 use crate::session::{Intent, Mode, Session, run_locked};
 use crate::source::{Script, Source, StoredKind};
 
@@ -28,7 +28,7 @@ pub(crate) async fn run(
     mode: Mode,
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
-    let intent = Intent::Backup(Reason::Rollback);
+    let intent = Intent::Backup(BackupReason::Rollback);
     let report = run_locked(
         pool,
         config,
@@ -133,8 +133,8 @@ async fn undo_one(
         .await
         .map_err(|e| database_error(database, "updating the history", e))?;
     let action = match mode {
-        Mode::Apply => Action::RolledBack,
-        Mode::DryRun => Action::WouldRollBack,
+        Mode::Apply => MigrationAction::RolledBack,
+        Mode::DryRun => MigrationAction::WouldRollBack,
     };
     Ok(MigrationOutcome::of(
         (version, description),

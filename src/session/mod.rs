@@ -14,7 +14,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 mod lock;
 
-use crate::backup::{self, BackupDir, Copy, Fresh, Journal, NewBackup, Reason, RunLock};
+use crate::backup::{self, BackupDir, BackupReason, Copy, Fresh, Journal, NewBackup, RunLock};
 use crate::config::{Backups, Config};
 use crate::connection::{
     Guarded, RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
@@ -34,9 +34,9 @@ pub(crate) enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Intent {
     /// A backup, unless backups are off for the migrator.
-    Backup(Reason),
+    Backup(BackupReason),
     /// A backup even when they are off (a restore's safety backup).
-    SafetyBackup(Reason),
+    SafetyBackup(BackupReason),
 }
 
 /// What a locked run produced: whether it changed the database, which decides between
@@ -72,7 +72,7 @@ pub(crate) async fn run_locked<T: Outcome>(
 }
 
 /// The reason of the backup a run takes, if it takes one.
-fn wanted(mode: Mode, intent: Intent, config: &Config) -> Option<Reason> {
+fn wanted(mode: Mode, intent: Intent, config: &Config) -> Option<BackupReason> {
     match (mode, intent) {
         (Mode::DryRun, _) => None,
         (Mode::Apply, Intent::SafetyBackup(reason)) => Some(reason),
@@ -116,7 +116,7 @@ struct Planned {
     dir: BackupDir,
     /// The directories [`BackupDir::prepare`] created for it.
     created: Vec<PathBuf>,
-    reason: Reason,
+    reason: BackupReason,
     journal: Journal,
 }
 

@@ -32,7 +32,7 @@ async fn big_database(dir: &Path) -> SqlitePool {
 /// A run that backs the database up, overwrites every row (with the journal turned off first
 /// when `escape` says so, as a script that got past the authorizer would), then fails.
 async fn failing_run(pool: &SqlitePool, escape: bool) {
-    let intent = Intent::Backup(Reason::Migrate);
+    let intent = Intent::Backup(BackupReason::Migrate);
     let failed = run_locked(
         pool,
         &Config::default(),

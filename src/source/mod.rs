@@ -146,24 +146,28 @@ impl Source {
             })?;
             files.push((path, bytes));
         }
-        Self::from_files(files)
+        Self::load(files)
     }
 
-    /// Loads the migrations of a directory embedded at compile time with
-    /// [`include_dir`](https://docs.rs/include_dir). Most callers use
-    /// [`embed_migrations!`](crate::embed_migrations) instead.
-    pub fn from_embedded(dir: &include_dir::Dir<'_>) -> Result<Self, Error> {
-        let files = dir
-            .files()
-            .filter(|f| {
-                f.path()
-                    .file_name()
+    /// Loads migrations from files given as `(path, content)` pairs: what
+    /// [`embed_migrations!`](crate::embed_migrations) gives it, or files of any origin. Files
+    /// whose names are not migration files (not ending in `.sql`, hidden) are ignored, as in a
+    /// directory; the paths name the files in errors.
+    pub fn from_files<P, B>(files: impl IntoIterator<Item = (P, B)>) -> Result<Self, Error>
+    where
+        P: Into<PathBuf>,
+        B: Into<Vec<u8>>,
+    {
+        let files = files
+            .into_iter()
+            .map(|(path, bytes)| (path.into(), bytes.into()))
+            .filter(|(path, _): &(PathBuf, Vec<u8>)| {
+                path.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(is_candidate)
             })
-            .map(|f| (f.path().to_owned(), f.contents().to_vec()))
             .collect();
-        Self::from_files(files)
+        Self::load(files)
     }
 
     /// The migrations, in version order.
@@ -184,8 +188,9 @@ impl Source {
         self.migrations.last().map_or(0, |m| m.version)
     }
 
-    /// Loads migrations from `(path, content)` pairs: what both public loaders read.
-    pub(crate) fn from_files(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
+    /// Loads migrations from `(path, content)` pairs of migration files: what both public
+    /// loaders read.
+    pub(crate) fn load(mut files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Error> {
         // Sorted, so that errors do not depend on the order of the directory.
         files.sort();
         let mut parsed = Vec::with_capacity(files.len());

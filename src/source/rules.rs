@@ -38,7 +38,7 @@ const REFUSED_PRAGMAS: &[(&str, &str)] = &[
     ),
     (
         "busy_timeout",
-        "busy_timeout belongs to the runner's connection; set it with Migrator::busy_timeout or --busy-timeout",
+        "busy_timeout belongs to the runner's connection; set the migrator's busy timeout instead",
     ),
     (
         "wal_checkpoint",

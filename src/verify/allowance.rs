@@ -1,7 +1,7 @@
 //! What a migration allows `verify` to find, and why: `-- verify: allow ...` lines in its
 //! scripts.
 
-use super::{Problem, ProblemKind};
+use super::{VerifyProblem, VerifyProblemKind};
 use crate::source::Migration;
 
 /// A kind of problem a migration accepts, and why: a line of one of its scripts,
@@ -9,7 +9,7 @@ use crate::source::Migration;
 /// confined to those schema objects and tables are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Allowance {
-    kind: ProblemKind,
+    kind: VerifyProblemKind,
     within: Option<Vec<String>>,
     pub(super) why: String,
 }
@@ -29,7 +29,7 @@ impl Allowance {
             ),
             None => (what.trim(), None),
         };
-        let kind = ProblemKind::ALLOWABLE
+        let kind = VerifyProblemKind::ALLOWABLE
             .into_iter()
             .find(|allowable| allowable.as_str() == kind)?;
         Some(Allowance {
@@ -39,7 +39,7 @@ impl Allowance {
         })
     }
 
-    pub(super) fn covers(&self, problem: &Problem) -> bool {
+    pub(super) fn covers(&self, problem: &VerifyProblem) -> bool {
         self.kind == problem.kind
             && self.within.as_ref().is_none_or(|names| {
                 !problem.differing.is_empty() && problem.differing.iter().all(|d| names.contains(d))
@@ -67,8 +67,8 @@ mod tests {
         assert_eq!(a.kind.as_str(), "reapply_differs");
         assert_eq!(a.within, Some(vec!["carry".to_owned(), "notes".to_owned()]));
         assert_eq!(a.why, "why not");
-        let problem = |differing: &[&str]| Problem {
-            kind: ProblemKind::ReapplyDiffers,
+        let problem = |differing: &[&str]| VerifyProblem {
+            kind: VerifyProblemKind::ReapplyDiffers,
             detail: String::new(),
             allowed: None,
             differing: differing.iter().map(|d| d.to_string()).collect(),

@@ -54,7 +54,7 @@ pub struct MigrationCheck {
     /// Whether it passed every check.
     pub ok: bool,
     /// What is wrong with it (empty when `ok`).
-    pub problems: Vec<Problem>,
+    pub problems: Vec<VerifyProblem>,
     /// Its effect was already in the starting database, so it was adopted, not run (only with a
     /// starting database).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -64,9 +64,9 @@ pub struct MigrationCheck {
 /// One thing wrong with a migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub struct Problem {
+pub struct VerifyProblem {
     /// What kind of problem.
-    pub kind: ProblemKind,
+    pub kind: VerifyProblemKind,
     /// What exactly.
     pub detail: String,
     /// Why this problem is accepted, when one of the migration's scripts says so (a line
@@ -78,11 +78,11 @@ pub struct Problem {
     differing: Vec<String>,
 }
 
-/// The kinds of [`Problem`].
+/// The kinds of [`VerifyProblem`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum ProblemKind {
+pub enum VerifyProblemKind {
     /// The probe says 1 before the migration ran: it would adopt a migration that never ran.
     LooseProbe,
     /// After the forward script the probe does not say 1.
@@ -148,10 +148,12 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
             continue;
         }
         let check = check_one(&mut on, migration, start.is_some()).await;
-        let stop = check
-            .problems
-            .iter()
-            .any(|p| matches!(p.kind, ProblemKind::ScriptFailed | ProblemKind::ProbeFailed));
+        let stop = check.problems.iter().any(|p| {
+            matches!(
+                p.kind,
+                VerifyProblemKind::ScriptFailed | VerifyProblemKind::ProbeFailed
+            )
+        });
         checks.push(check);
         if stop {
             break;
@@ -193,10 +195,10 @@ async fn checks(
     on: &mut Guarded<'_>,
     migration: &Migration,
     adopt: bool,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<VerifyProblem>,
     adopted: &mut bool,
-) -> Result<(), Problem> {
-    let problem = |kind, detail: String| Problem {
+) -> Result<(), VerifyProblem> {
+    let problem = |kind, detail: String| VerifyProblem {
         kind,
         detail,
         allowed: None,
@@ -208,7 +210,7 @@ async fn checks(
             return Ok(());
         }
         problems.push(problem(
-            ProblemKind::LooseProbe,
+            VerifyProblemKind::LooseProbe,
             format!(
                 "{} says 1 before the migration ran: backstop would adopt the migration without \
                  running it; make the probe look for what this migration creates",
@@ -220,7 +222,7 @@ async fn checks(
     run(on, migration, migration.forward()).await?;
     if ask(on, migration).await? != Effect::Present {
         problems.push(problem(
-            ProblemKind::ProbeNotConfirmed,
+            VerifyProblemKind::ProbeNotConfirmed,
             "after the forward script the probe says 0".to_owned(),
         ));
     }
@@ -229,7 +231,7 @@ async fn checks(
     run(on, migration, migration.rollback()).await?;
     if ask(on, migration).await? != Effect::Absent {
         problems.push(problem(
-            ProblemKind::RollbackInexact,
+            VerifyProblemKind::RollbackInexact,
             format!(
                 "after {} the probe still says 1",
                 migration.rollback().path().display()
@@ -237,10 +239,10 @@ async fn checks(
         ));
     }
     if let Some(differences) = before.differences(&snapshot(on.conn).await?) {
-        problems.push(Problem {
+        problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
-                ProblemKind::RollbackInexact,
+                VerifyProblemKind::RollbackInexact,
                 format!(
                     "after {} the database is not as before the migration: {differences}",
                     migration.rollback().path().display()
@@ -251,10 +253,10 @@ async fn checks(
 
     run(on, migration, migration.forward()).await?;
     if let Some(differences) = applied.differences(&snapshot(on.conn).await?) {
-        problems.push(Problem {
+        problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
-                ProblemKind::ReapplyDiffers,
+                VerifyProblemKind::ReapplyDiffers,
                 format!(
                     "applied again after its rollback, it leaves another database: {differences}"
                 ),
@@ -265,9 +267,13 @@ async fn checks(
 }
 
 /// Runs a script in its own transaction, as the runner would.
-async fn run(on: &mut Guarded<'_>, migration: &Migration, script: &Script) -> Result<(), Problem> {
-    let failed = |detail: String| Problem {
-        kind: ProblemKind::ScriptFailed,
+async fn run(
+    on: &mut Guarded<'_>,
+    migration: &Migration,
+    script: &Script,
+) -> Result<(), VerifyProblem> {
+    let failed = |detail: String| VerifyProblem {
+        kind: VerifyProblemKind::ScriptFailed,
         detail,
         allowed: None,
         differing: Vec::new(),
@@ -289,42 +295,44 @@ async fn run(on: &mut Guarded<'_>, migration: &Migration, script: &Script) -> Re
     }
 }
 
-async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, Problem> {
-    probe(on, Probe::of(migration)).await.map_err(|e| Problem {
-        kind: ProblemKind::ProbeFailed,
-        detail: e.to_string(),
-        allowed: None,
-        differing: Vec::new(),
-    })
+async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, VerifyProblem> {
+    probe(on, Probe::of(migration))
+        .await
+        .map_err(|e| VerifyProblem {
+            kind: VerifyProblemKind::ProbeFailed,
+            detail: e.to_string(),
+            allowed: None,
+            differing: Vec::new(),
+        })
 }
 
-async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, Problem> {
-    Snapshot::take(conn).await.map_err(|e| Problem {
-        kind: ProblemKind::ScriptFailed,
+async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, VerifyProblem> {
+    Snapshot::take(conn).await.map_err(|e| VerifyProblem {
+        kind: VerifyProblemKind::ScriptFailed,
         detail: format!("cannot read the scratch database: {e}"),
         allowed: None,
         differing: Vec::new(),
     })
 }
 
-impl ProblemKind {
+impl VerifyProblemKind {
     /// The kinds a migration may allow (a failing script or probe cannot be allowed).
-    const ALLOWABLE: [ProblemKind; 4] = [
-        ProblemKind::LooseProbe,
-        ProblemKind::ProbeNotConfirmed,
-        ProblemKind::RollbackInexact,
-        ProblemKind::ReapplyDiffers,
+    const ALLOWABLE: [VerifyProblemKind; 4] = [
+        VerifyProblemKind::LooseProbe,
+        VerifyProblemKind::ProbeNotConfirmed,
+        VerifyProblemKind::RollbackInexact,
+        VerifyProblemKind::ReapplyDiffers,
     ];
 
     /// The kind as in JSON: `"loose_probe"`, `"rollback_inexact"`, ...
     pub fn as_str(self) -> &'static str {
         match self {
-            ProblemKind::LooseProbe => "loose_probe",
-            ProblemKind::ProbeNotConfirmed => "probe_not_confirmed",
-            ProblemKind::RollbackInexact => "rollback_inexact",
-            ProblemKind::ReapplyDiffers => "reapply_differs",
-            ProblemKind::ScriptFailed => "script_failed",
-            ProblemKind::ProbeFailed => "probe_failed",
+            VerifyProblemKind::LooseProbe => "loose_probe",
+            VerifyProblemKind::ProbeNotConfirmed => "probe_not_confirmed",
+            VerifyProblemKind::RollbackInexact => "rollback_inexact",
+            VerifyProblemKind::ReapplyDiffers => "reapply_differs",
+            VerifyProblemKind::ScriptFailed => "script_failed",
+            VerifyProblemKind::ProbeFailed => "probe_failed",
         }
     }
 }

@@ -51,7 +51,7 @@ async fn a_private_database_with_one_connection_is_migrated_through_it() {
             .await
             .unwrap();
         let migrator = Migrator::new(ws.source());
-        let dry = migrator.dry_run(&pool, None).await.unwrap();
+        let dry = migrator.dry_run().migrate(&pool).await.unwrap();
         assert_eq!(dry.to_version, 2, "{name}");
         assert!(
             people(&pool).await.is_err(),
@@ -104,7 +104,7 @@ async fn a_private_database_with_several_connections_is_refused_before_anything_
         let migrator = Migrator::new(ws.source());
         for result in [
             migrator.migrate(&pool).await.map(drop),
-            migrator.dry_run(&pool, None).await.map(drop),
+            migrator.dry_run().migrate(&pool).await.map(drop),
             migrator.status(&pool).await.map(drop),
         ] {
             let err = result.unwrap_err();
@@ -164,7 +164,7 @@ async fn a_read_only_pool_is_refused_by_everything_that_writes() {
         let migrator = ws.migrator();
         for result in [
             migrator.migrate(&pool).await.map(drop),
-            migrator.dry_run(&pool, None).await.map(drop),
+            migrator.dry_run().migrate(&pool).await.map(drop),
             migrator.backup(&pool).await.map(drop),
             migrator
                 .rollback(&pool, 0, RollbackStrategy::Scripts)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common::*;
-use backstop::{Migrator, RollbackStrategy, Source, State, StatusReport};
+use backstop::{MigrationState, Migrator, RollbackStrategy, Source, StatusReport};
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
@@ -97,7 +97,7 @@ async fn what_a_rollback_brings_back_is_no_longer_superseded() {
     let applied = status
         .migrations
         .iter()
-        .filter(|m| m.state != State::Pending);
+        .filter(|m| m.state != MigrationState::Pending);
     assert!(applied.clone().all(|m| !m.drift), "{status}");
     migrator().migrate(&pool).await.unwrap();
     let status = migrator().status(&pool).await.unwrap();

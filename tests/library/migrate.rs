@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
-use backstop::{Action, Error, Migrator, State};
+use backstop::{Error, MigrationAction, MigrationState, Migrator};
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
@@ -36,7 +36,10 @@ async fn fresh_database_is_migrated_with_a_backup_and_history() {
 
     assert_eq!((report.from_version, report.to_version), (0, 2));
     let actions: Vec<_> = report.migrations.iter().map(|m| m.action).collect();
-    assert_eq!(actions, [Action::Applied, Action::Applied]);
+    assert_eq!(
+        actions,
+        [MigrationAction::Applied, MigrationAction::Applied]
+    );
     assert_eq!(
         history(&ws.db()).await,
         [(1, "applied".into()), (2, "applied".into())]
@@ -106,7 +109,10 @@ async fn a_present_effect_is_adopted_not_rerun() {
     let report = ws.migrator().migrate(&pool).await.unwrap();
 
     let actions: Vec<_> = report.migrations.iter().map(|m| m.action).collect();
-    assert_eq!(actions, [Action::Adopted, Action::Applied]);
+    assert_eq!(
+        actions,
+        [MigrationAction::Adopted, MigrationAction::Applied]
+    );
     assert_eq!(
         history(&ws.db()).await,
         [(1, "adopted".into()), (2, "applied".into())]
@@ -330,11 +336,14 @@ async fn dry_run_rehearses_for_real_and_changes_nothing() {
     let before = dump(&ws.db()).await;
     let pool = ws.pool().await;
 
-    let report = ws.migrator().dry_run(&pool, None).await.unwrap();
+    let report = ws.migrator().dry_run().migrate(&pool).await.unwrap();
     assert!(report.dry_run);
     assert_eq!((report.from_version, report.to_version), (0, 2));
     let actions: Vec<_> = report.migrations.iter().map(|m| m.action).collect();
-    assert_eq!(actions, [Action::WouldApply, Action::WouldApply]);
+    assert_eq!(
+        actions,
+        [MigrationAction::WouldApply, MigrationAction::WouldApply]
+    );
     assert!(
         report.migrations[0]
             .sql
@@ -353,7 +362,7 @@ async fn dry_run_rehearses_for_real_and_changes_nothing() {
         "SELECT 1;\n",
         "SELECT 0;\n",
     );
-    let err = ws.migrator().dry_run(&pool, None).await.unwrap_err();
+    let err = ws.migrator().dry_run().migrate(&pool).await.unwrap_err();
     assert!(matches!(err, Error::Statement { version: 3, .. }), "{err}");
     assert_eq!(dump(&ws.db()).await, before);
 
@@ -363,8 +372,8 @@ async fn dry_run_rehearses_for_real_and_changes_nothing() {
         "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
     )
     .await;
-    let report = ws.migrator().dry_run(&pool, Some(1)).await.unwrap();
-    assert_eq!(report.migrations[0].action, Action::WouldAdopt);
+    let report = ws.migrator().dry_run().migrate_to(&pool, 1).await.unwrap();
+    assert_eq!(report.migrations[0].action, MigrationAction::WouldAdopt);
 }
 
 #[tokio::test]
@@ -381,12 +390,12 @@ async fn status_reports_states_probes_and_drift_without_writing() {
     let first = &status.migrations[0];
     assert_eq!(
         (first.state, first.checksum_ok, first.probe, first.drift),
-        (State::Applied, Some(true), Some(1), false)
+        (MigrationState::Applied, Some(true), Some(1), false)
     );
     let second = &status.migrations[1];
     assert_eq!(
         (second.state, second.checksum_ok, second.probe, second.drift),
-        (State::Pending, None, Some(0), false)
+        (MigrationState::Pending, None, Some(0), false)
     );
     assert!(!status.is_clean());
 
@@ -850,7 +859,7 @@ async fn an_older_builds_history_table_is_read_and_upgraded() {
     let first = &status.migrations[0];
     assert_eq!(
         (first.state, first.checksum_ok, first.probe),
-        (backstop::State::Applied, Some(true), Some(1)),
+        (backstop::MigrationState::Applied, Some(true), Some(1)),
         "{status}"
     );
     let report = ws

@@ -289,7 +289,8 @@ async fn a_corrupted_backup_is_refused_and_nothing_changes() {
     // The dry run says the same.
     let err = ws
         .migrator()
-        .rollback_dry_run(&pool, 0, RollbackStrategy::Backup)
+        .dry_run()
+        .rollback(&pool, 0, RollbackStrategy::Backup)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Backup { .. }), "{err}");
@@ -338,7 +339,7 @@ async fn a_backup_of_the_wrong_version_or_history_is_never_chosen() {
     }
     let message = err.to_string();
     assert!(
-        message.contains("(version 1)") && message.contains("--strategy scripts"),
+        message.contains("(version 1)") && message.contains("rollback scripts"),
         "{message}"
     );
     assert_eq!(dump(&ws.db()).await, before);
@@ -457,7 +458,10 @@ async fn adopted_migrations_roll_back_by_script_like_any_other() {
     .await;
     let pool = ws.pool().await;
     let report = ws.migrator().migrate(&pool).await.unwrap();
-    assert_eq!(report.migrations[0].action, backstop::Action::Adopted);
+    assert_eq!(
+        report.migrations[0].action,
+        backstop::MigrationAction::Adopted
+    );
     ws.migrator()
         .rollback(&pool, 0, RollbackStrategy::Scripts)
         .await
@@ -493,7 +497,8 @@ async fn nothing_to_do_dry_runs_and_unknown_versions() {
     for strategy in STRATEGIES {
         let report = ws
             .migrator()
-            .rollback_dry_run(&pool, 1, strategy)
+            .dry_run()
+            .rollback(&pool, 1, strategy)
             .await
             .unwrap();
         assert!(report.dry_run);
@@ -552,8 +557,8 @@ async fn retention_keeps_exactly_k_and_never_touches_other_files() {
     assert_eq!(listed.len(), 2);
     assert!(listed[0].taken_at >= listed[1].taken_at);
     assert_eq!(listed[0].version, Some(0));
-    assert_eq!(listed[0].reason, backstop::report::Reason::Migrate);
-    assert_eq!(listed[1].reason, backstop::report::Reason::Rollback);
+    assert_eq!(listed[0].reason, backstop::BackupReason::Migrate);
+    assert_eq!(listed[1].reason, backstop::BackupReason::Rollback);
     assert_eq!(listed[1].version, Some(3));
     assert!(listed.iter().all(|b| b.size >= 4096));
 }
@@ -674,7 +679,7 @@ async fn a_backup_taken_on_demand_is_listed_and_restorable() {
     let pool = ws.pool().await;
     ws.migrator().migrate_to(&pool, 2).await.unwrap();
     let at_two = dump(&ws.db()).await;
-    let path = ws.migrator().backup(&pool).await.unwrap();
+    let path = ws.migrator().backup(&pool).await.unwrap().path;
     assert!(
         names(std::slice::from_ref(&path))[0].contains("-v2-manual"),
         "{}",
@@ -685,7 +690,7 @@ async fn a_backup_taken_on_demand_is_listed_and_restorable() {
     assert_eq!(listed[0].path, path);
     assert_eq!(
         (listed[0].version, listed[0].reason),
-        (Some(2), backstop::Reason::Manual)
+        (Some(2), backstop::BackupReason::Manual)
     );
 
     // Without the newer backup the migration takes, the manual one is the one restored.

@@ -48,7 +48,7 @@ fn embedded_and_directory_sources_are_the_same() {
     // The fixture's 001 has CRLF line endings and 010 a byte-order mark: neither counts.
     assert_eq!(
         dir.get(1).unwrap().checksum(),
-        backstop::source::Checksum::of("CREATE TABLE a (x);\nINSERT INTO a VALUES (1);\n")
+        backstop::Checksum::of("CREATE TABLE a (x);\nINSERT INTO a VALUES (1);\n")
     );
     assert_eq!(dir.get(10).unwrap().sql(), "CREATE TABLE b (x);\n");
 }

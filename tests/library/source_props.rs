@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use backstop::Checksum;
 use backstop::Source;
-use backstop::source::Checksum;
 use proptest::prelude::*;
 
 fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) {

@@ -64,10 +64,10 @@ async fn a_sqlx_database_moves_to_backstop_with_one_import_and_no_data_change() 
     // Without the import, migrate refuses: adopting by probe would re-run 003, 006, ...
     let err = backstop().migrate(&pool).await.unwrap_err();
     assert_eq!(err.kind(), "sqlx_history", "{err}");
-    assert!(err.to_string().contains("import-sqlx"), "{err}");
+    assert!(err.to_string().contains("Migrator::import_sqlx"), "{err}");
     assert_eq!(dump(&ws.db()).await, before);
 
-    let dry = backstop().import_sqlx_dry_run(&pool).await.unwrap();
+    let dry = backstop().dry_run().import_sqlx(&pool).await.unwrap();
     assert_eq!(dry.imported.len(), 21);
     assert_eq!(
         dump(&ws.db()).await,
@@ -288,7 +288,7 @@ async fn an_older_build_rolls_a_newer_database_back_to_its_own_version() {
     let unknown: Vec<(i64, String)> = status
         .migrations
         .iter()
-        .filter(|m| m.state == backstop::State::Unknown)
+        .filter(|m| m.state == backstop::MigrationState::Unknown)
         .map(|m| (m.version, m.description.clone()))
         .collect();
     assert_eq!(unknown.len(), 6);

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::common::*;
-use backstop::{ProblemKind, VerifyReport, verify};
+use backstop::{VerifyProblemKind, VerifyReport, verify};
 use serde_json::Value;
 
 /// A migration that is right: a table, a column with a backfill, an index.
@@ -26,7 +26,7 @@ fn good(ws: &Workspace) {
     );
 }
 
-fn kinds(report: &VerifyReport, version: i64) -> Vec<ProblemKind> {
+fn kinds(report: &VerifyReport, version: i64) -> Vec<VerifyProblemKind> {
     report
         .migrations
         .iter()
@@ -70,7 +70,7 @@ async fn rows_renumbered_under_a_column_named_rowid_are_a_difference() {
     let report = verify(&ws.source(), None).await.unwrap();
     assert!(kinds(&report, 3).is_empty(), "{report}");
     assert!(
-        kinds(&report, 4).contains(&ProblemKind::RollbackInexact),
+        kinds(&report, 4).contains(&VerifyProblemKind::RollbackInexact),
         "{report}"
     );
     assert!(
@@ -81,7 +81,7 @@ async fn rows_renumbered_under_a_column_named_rowid_are_a_difference() {
 
 #[tokio::test]
 async fn every_kind_of_problem_is_named() {
-    let cases: [(&str, [&str; 3], ProblemKind, &str); 4] = [
+    let cases: [(&str, [&str; 3], VerifyProblemKind, &str); 4] = [
         (
             "loose probe",
             [
@@ -89,7 +89,7 @@ async fn every_kind_of_problem_is_named() {
                 "DROP TABLE tags;",
                 "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table';",
             ],
-            ProblemKind::LooseProbe,
+            VerifyProblemKind::LooseProbe,
             "says 1 before the migration ran",
         ),
         (
@@ -99,7 +99,7 @@ async fn every_kind_of_problem_is_named() {
                 "DROP TABLE tags;",
                 "SELECT count(*) FROM sqlite_master WHERE name = 'labels';",
             ],
-            ProblemKind::ProbeNotConfirmed,
+            VerifyProblemKind::ProbeNotConfirmed,
             "the probe says 0",
         ),
         (
@@ -110,7 +110,7 @@ async fn every_kind_of_problem_is_named() {
                 "DROP TABLE tags;",
                 "SELECT count(*) FROM sqlite_master WHERE name = 'tags';",
             ],
-            ProblemKind::RollbackInexact,
+            VerifyProblemKind::RollbackInexact,
             "sqlite_sequence",
         ),
         (
@@ -120,7 +120,7 @@ async fn every_kind_of_problem_is_named() {
                 "DROP TABLE stamp;",
                 "SELECT count(*) FROM sqlite_master WHERE name = 'stamp';",
             ],
-            ProblemKind::ReapplyDiffers,
+            VerifyProblemKind::ReapplyDiffers,
             "rows differ in stamp",
         ),
     ];
@@ -179,7 +179,7 @@ async fn every_kind_of_problem_is_named() {
         ws.migration("003_case", forward, rollback, probe);
         let report = verify(&ws.source(), None).await.unwrap();
         assert!(
-            kinds(&report, 3).contains(&ProblemKind::RollbackInexact),
+            kinds(&report, 3).contains(&VerifyProblemKind::RollbackInexact),
             "{name}: {report}"
         );
         assert!(report.to_string().contains(says), "{name}: {report}");
@@ -203,7 +203,11 @@ async fn a_failing_script_stops_the_verification_there() {
         "SELECT count(*) FROM sqlite_master WHERE name = 't4';",
     );
     let report = verify(&ws.source(), None).await.unwrap();
-    assert_eq!(kinds(&report, 3), [ProblemKind::ScriptFailed], "{report}");
+    assert_eq!(
+        kinds(&report, 3),
+        [VerifyProblemKind::ScriptFailed],
+        "{report}"
+    );
     assert_eq!(
         report.migrations.len(),
         3,
@@ -226,7 +230,7 @@ async fn an_allowed_problem_is_reported_and_does_not_fail() {
     let report = verify(&ws.source(), None).await.unwrap();
     assert!(report.ok, "{report}");
     let problem = &report.migrations[2].problems[0];
-    assert_eq!(problem.kind, ProblemKind::ReapplyDiffers);
+    assert_eq!(problem.kind, VerifyProblemKind::ReapplyDiffers);
     assert_eq!(
         problem.allowed.as_deref(),
         Some("a random token, new on every run")

@@ -10,8 +10,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use backstop::report::Reason;
-use backstop::{Action, MigrationOutcome, Migrator, RollbackStrategy, Source, State, StatusReport};
+use backstop::BackupReason;
+use backstop::{
+    MigrationAction, MigrationOutcome, MigrationState, Migrator, RollbackStrategy, Source,
+    StatusReport,
+};
 use shapes::expect::{self, EndState, SetAside};
 use shapes::{
     APP_TABLES, Fixture, HISTORY_TABLE, HistoryRows, LEGACY_OBJECTS, LegacySession, NO_EXPIRY,
@@ -94,7 +97,7 @@ fn unified_dump_tables() -> Vec<&'static str> {
 }
 
 /// (version, action) of each outcome.
-fn actions(outcomes: &[MigrationOutcome]) -> Vec<(i64, Action)> {
+fn actions(outcomes: &[MigrationOutcome]) -> Vec<(i64, MigrationAction)> {
     outcomes.iter().map(|m| (m.version, m.action)).collect()
 }
 
@@ -106,7 +109,7 @@ fn notices(outcomes: &[MigrationOutcome]) -> Vec<String> {
 /// Checks the status of both migrations: the version, their states, and that
 /// every probe says `probe` (so none drifted) and every checksum matches.
 #[track_caller]
-fn check_status(status: &StatusReport, version: i64, states: [State; 2], probe: i64) {
+fn check_status(status: &StatusReport, version: i64, states: [MigrationState; 2], probe: i64) {
     assert_eq!(
         (status.current_version, status.latest_version),
         (version, 2),
@@ -133,7 +136,7 @@ fn check_status(status: &StatusReport, version: i64, states: [State; 2], probe: 
         .collect();
     assert_eq!(got, want, "{status:#?}");
     for m in &status.migrations {
-        let checksum = (m.state != State::Pending).then_some(true);
+        let checksum = (m.state != MigrationState::Pending).then_some(true);
         assert_eq!(m.checksum_ok, checksum, "{m:#?}");
     }
 }
@@ -300,12 +303,12 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
     // migrate
     let report = migrator.migrate(pool).await?;
     let first = match shape {
-        Shape::Empty | Shape::Legacy => Action::Applied,
-        Shape::NewerApp | Shape::OldTool => Action::Adopted,
+        Shape::Empty | Shape::Legacy => MigrationAction::Applied,
+        Shape::NewerApp | Shape::OldTool => MigrationAction::Adopted,
     };
     assert_eq!(
         actions(&report.migrations),
-        [(1, first), (2, Action::Applied)],
+        [(1, first), (2, MigrationAction::Applied)],
         "{shape:?}"
     );
     assert_eq!(
@@ -330,8 +333,8 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
     )
     .await?;
     let states = match first {
-        Action::Adopted => [State::Adopted, State::Applied],
-        _ => [State::Applied, State::Applied],
+        MigrationAction::Adopted => [MigrationState::Adopted, MigrationState::Applied],
+        _ => [MigrationState::Applied, MigrationState::Applied],
     };
     check_status(&migrator.status(pool).await?, 2, states, 1);
 
@@ -354,7 +357,10 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
         .await?;
     assert_eq!(
         actions(&rollback.rolled_back),
-        [(2, Action::RolledBack), (1, Action::RolledBack)]
+        [
+            (2, MigrationAction::RolledBack),
+            (1, MigrationAction::RolledBack)
+        ]
     );
     assert_eq!(
         (
@@ -373,7 +379,12 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
         "the safety backup taken before rolling back",
     )
     .await?;
-    check_status(&migrator.status(pool).await?, 0, [State::Pending; 2], 0);
+    check_status(
+        &migrator.status(pool).await?,
+        0,
+        [MigrationState::Pending; 2],
+        0,
+    );
     assert!(
         !has_history_table(conn).await?,
         "the history table is dropped at version 0"
@@ -391,7 +402,7 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
     let report2 = migrator.migrate(pool).await?;
     assert_eq!(
         actions(&report2.migrations),
-        [(1, Action::Applied), (2, Action::Applied)]
+        [(1, MigrationAction::Applied), (2, MigrationAction::Applied)]
     );
     check_backup(
         &report2.backup,
@@ -417,14 +428,14 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
     check_status(
         &migrator.status(pool).await?,
         2,
-        [State::Applied, State::Applied],
+        [MigrationState::Applied, MigrationState::Applied],
         1,
     );
     let after_round_trip = full_dump(conn, HistoryRows::Stable).await?;
 
     // Every backup is listed, with the version it holds.
     if backups {
-        let mut listed: Vec<(PathBuf, Option<i64>, Reason)> = migrator
+        let mut listed: Vec<(PathBuf, Option<i64>, BackupReason)> = migrator
             .backups(pool)
             .await?
             .into_iter()
@@ -432,13 +443,21 @@ async fn scenario(shape: Shape, foreign_keys: bool, backups: bool) -> anyhow::Re
             .collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
         let mut expected = vec![
-            (report.backup.clone().unwrap(), Some(0), Reason::Migrate),
+            (
+                report.backup.clone().unwrap(),
+                Some(0),
+                BackupReason::Migrate,
+            ),
             (
                 rollback.safety_backup.clone().unwrap(),
                 Some(2),
-                Reason::Rollback,
+                BackupReason::Rollback,
             ),
-            (report2.backup.clone().unwrap(), Some(0), Reason::Migrate),
+            (
+                report2.backup.clone().unwrap(),
+                Some(0),
+                BackupReason::Migrate,
+            ),
         ];
         expected.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(listed, expected);
@@ -660,10 +679,13 @@ async fn dry_run_and_rollback_by_backup_on_a_legacy_database() -> anyhow::Result
     let original = full_dump(conn, HistoryRows::Exact).await?;
     let migrator = migrator_with_backups(&db.ws.backups_dir());
 
-    let rehearsal = migrator.dry_run(pool, None).await?;
+    let rehearsal = migrator.dry_run().migrate(pool).await?;
     assert_eq!(
         actions(&rehearsal.migrations),
-        [(1, Action::WouldApply), (2, Action::WouldApply)]
+        [
+            (1, MigrationAction::WouldApply),
+            (2, MigrationAction::WouldApply)
+        ]
     );
     assert_eq!(
         (
@@ -684,12 +706,17 @@ async fn dry_run_and_rollback_by_backup_on_a_legacy_database() -> anyhow::Result
         Vec::<String>::new(),
         "a dry run writes no backup"
     );
-    check_status(&migrator.status(pool).await?, 0, [State::Pending; 2], 0);
+    check_status(
+        &migrator.status(pool).await?,
+        0,
+        [MigrationState::Pending; 2],
+        0,
+    );
 
     let report = migrator.migrate(pool).await?;
     assert_eq!(
         actions(&report.migrations),
-        [(1, Action::Applied), (2, Action::Applied)]
+        [(1, MigrationAction::Applied), (2, MigrationAction::Applied)]
     );
     let per_migration = |r: &[MigrationOutcome]| -> Vec<(i64, Vec<String>)> {
         r.iter().map(|m| (m.version, m.notices.clone())).collect()
@@ -729,7 +756,12 @@ async fn dry_run_and_rollback_by_backup_on_a_legacy_database() -> anyhow::Result
         &migrated,
         "the safety backup taken before restoring",
     );
-    check_status(&migrator.status(pool).await?, 0, [State::Pending; 2], 0);
+    check_status(
+        &migrator.status(pool).await?,
+        0,
+        [MigrationState::Pending; 2],
+        0,
+    );
     Ok(())
 }
 
@@ -880,7 +912,12 @@ async fn unreadable_created_at_is_refused_and_nothing_changes() -> anyhow::Resul
         Vec::<String>::new(),
         "the backup of a failed run is removed"
     );
-    check_status(&migrator.status(&db.pool).await?, 0, [State::Pending; 2], 0);
+    check_status(
+        &migrator.status(&db.pool).await?,
+        0,
+        [MigrationState::Pending; 2],
+        0,
+    );
     Ok(())
 }
 

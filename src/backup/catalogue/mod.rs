@@ -21,7 +21,7 @@ use super::file::{Check, backup_history};
 use super::identity::{DatabaseTag, Whose, is_first_backup, whose};
 use super::name::{NewNames, parse_name};
 use super::trust::{DatabaseMode, check_dir, check_file, check_links, create_dir, is_mine};
-use super::{BackupInfo, Reason};
+use super::{BackupInfo, BackupReason};
 use crate::error::{BackupError, Error};
 use crate::history::Live;
 
@@ -34,7 +34,7 @@ const UNTAGGED_PARTIAL_AGE: Duration = Duration::from_secs(3600);
 pub(crate) struct Entry {
     pub path: PathBuf,
     pub taken_at: OffsetDateTime,
-    pub reason: Reason,
+    pub reason: BackupReason,
     /// The version its name claims (the file is the truth).
     pub named_version: i64,
     /// Named before backups carried their database's tag.
@@ -137,7 +137,7 @@ impl BackupDir {
     }
 
     /// The names of a new backup holding `version`, taken now.
-    pub fn new_names(&self, version: i64, reason: Reason) -> NewNames {
+    pub fn new_names(&self, version: i64, reason: BackupReason) -> NewNames {
         NewNames::new(&self.dir, &self.prefix(), &self.tag, version, reason)
     }
 
@@ -362,7 +362,7 @@ mod tests {
         std::fs::write(&db, b"").unwrap();
         let dir = BackupDir::of(&db, &db, None).unwrap();
         dir.prepare().unwrap();
-        let partial = dir.new_names(0, Reason::Migrate).partial;
+        let partial = dir.new_names(0, BackupReason::Migrate).partial;
 
         // Another run: the directory's lock (as `flock` on the directory), then its file.
         let other_run = std::fs::File::open(dir.path()).unwrap();

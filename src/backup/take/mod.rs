@@ -30,7 +30,7 @@ use super::file::{Check, backup_history};
 use super::name::NewNames;
 use super::raw::Dest;
 use super::trust::create_file;
-use super::{ProgressFn, Reason, blocking};
+use super::{BackupReason, ProgressFn, blocking};
 use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::{OpenMode, RawConnection};
 
@@ -125,7 +125,7 @@ pub(crate) async fn start(
     dir: &BackupDir,
     created_dirs: Vec<PathBuf>,
     (file, journal): (&Path, Journal),
-    (version, reason): (i64, Reason),
+    (version, reason): (i64, BackupReason),
     busy_timeout: Duration,
     progress: Option<ProgressFn>,
 ) -> Result<Copy, Error> {
@@ -169,7 +169,7 @@ pub(crate) async fn start(
 
 /// Creates the temporary file of a new backup (under the directory's lock). Another run may
 /// have named its own in the same microsecond: then the next name is taken.
-fn create_partial(dir: &BackupDir, version: i64, reason: Reason) -> Result<NewNames, Error> {
+fn create_partial(dir: &BackupDir, version: i64, reason: BackupReason) -> Result<NewNames, Error> {
     let mut attempts = 0;
     loop {
         let names = dir.new_names(version, reason);

@@ -96,7 +96,16 @@ pub async fn call_library(setup: &Setup) -> Result<Error, String> {
             .migrate_to(&pool, *v)
             .await
             .map(|r| format!("{r:?}")),
-        Lib::DryRun(v) => migrator.dry_run(&pool, *v).await.map(|r| format!("{r:?}")),
+        Lib::DryRun(None) => migrator
+            .dry_run()
+            .migrate(&pool)
+            .await
+            .map(|r| format!("{r:?}")),
+        Lib::DryRun(Some(v)) => migrator
+            .dry_run()
+            .migrate_to(&pool, *v)
+            .await
+            .map(|r| format!("{r:?}")),
         Lib::Rollback(v, s) => migrator
             .rollback(&pool, *v, *s)
             .await

@@ -92,7 +92,7 @@ pub fn cases() -> Vec<Case> {
                     let migrator = backstop::Migrator::new(ws.source());
                     migrator.migrate(&pool).await.unwrap();
                     // Taken once it has its identity, the backup holds it.
-                    let backup = migrator.backup(&pool).await.unwrap();
+                    let backup = migrator.backup(&pool).await.unwrap().path;
                     pool.close().await;
                     backup
                 });

@@ -52,7 +52,7 @@ async fn backups_named_for_this_database_but_holding_another_are_never_its_own()
     let pool_old = pool(&old).await;
     let keep_all = ws.migrator();
     let old_first = keep_all.migrate(&pool_old).await.unwrap().backup.unwrap();
-    let old_manual = keep_all.backup(&pool_old).await.unwrap();
+    let old_manual = keep_all.backup(&pool_old).await.unwrap().path;
     let planted: Vec<PathBuf> = [&old_first, &old_manual]
         .into_iter()
         .map(|b| renamed_for(b, &ws.backups_dir(), "app.sqlite3", &tag))

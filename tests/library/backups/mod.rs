@@ -283,7 +283,7 @@ async fn backups_are_never_more_readable_than_the_database() {
         let pool = ws.pool().await;
         let migrator = ws.migrator();
         let migrated = migrator.migrate_to(&pool, 1).await.unwrap().backup.unwrap();
-        let manual = migrator.backup(&pool).await.unwrap();
+        let manual = migrator.backup(&pool).await.unwrap().path;
         let safety = migrator
             .rollback(&pool, 0, RollbackStrategy::Scripts)
             .await
@@ -295,7 +295,8 @@ async fn backups_are_never_more_readable_than_the_database() {
             .backup_dir(&deep)
             .backup(&pool)
             .await
-            .unwrap();
+            .unwrap()
+            .path;
         for file in [&migrated, &manual, &safety, &elsewhere] {
             assert_eq!(mode(file), file_mode, "{}", file.display());
         }
@@ -481,7 +482,8 @@ async fn a_broken_newest_backup_stops_the_rollback_and_is_listed_as_unreadable()
         for dry_run in [false, true] {
             let result = if dry_run {
                 migrator
-                    .rollback_dry_run(&pool, 0, RollbackStrategy::Backup)
+                    .dry_run()
+                    .rollback(&pool, 0, RollbackStrategy::Backup)
                     .await
             } else {
                 migrator.rollback(&pool, 0, RollbackStrategy::Backup).await
@@ -534,7 +536,11 @@ async fn restoring_the_safety_backup_undoes_a_rollback() {
     assert!(noop.is_noop());
 
     let at_zero = dump(&ws.db()).await;
-    let dry = migrator.restore_file_dry_run(&pool, &safety).await.unwrap();
+    let dry = migrator
+        .dry_run()
+        .restore_file(&pool, &safety)
+        .await
+        .unwrap();
     assert_eq!(
         (dry.from_version, dry.to_version, dry.dry_run),
         (0, 2, true)
@@ -605,7 +611,7 @@ async fn another_databases_backup_is_refused_by_name() {
         .unwrap();
     migrator.migrate(&pool_a).await.unwrap();
     let at_two = ws.path().join("a-at-two.sqlite3");
-    let manual = migrator.backup(&pool_a).await.unwrap();
+    let manual = migrator.backup(&pool_a).await.unwrap().path;
     std::fs::copy(&manual, &at_two).unwrap();
     let err = migrator.restore_file(&pool_b, &at_two).await.unwrap_err();
     assert_eq!(err.kind(), "foreign_backup", "{err}");
@@ -699,7 +705,8 @@ async fn restores_work_across_journal_modes_and_page_sizes_where_sqlite_can() {
         let migrator = ws.migrator();
         let result = if dry_run {
             migrator
-                .rollback_dry_run(&pool, 0, RollbackStrategy::Backup)
+                .dry_run()
+                .rollback(&pool, 0, RollbackStrategy::Backup)
                 .await
         } else {
             migrator.rollback(&pool, 0, RollbackStrategy::Backup).await
