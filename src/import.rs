@@ -16,7 +16,8 @@ use crate::backup::BackupReason;
 use crate::config::Config;
 use crate::connection::database_error;
 use crate::error::Error;
-use crate::history::{self, History, Method, NewRecord};
+use crate::history::{self, History, NewRecord};
+use crate::report::MigrationState;
 use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::source::Source;
 use crate::supersede;
@@ -192,7 +193,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
                 description: migration.description(),
                 checksum: &migration.checksum().to_hex(),
                 execution_ms: i64::try_from(execution.as_millis()).unwrap_or(i64::MAX),
-                method: Method::Imported,
+                method: MigrationState::Imported,
                 backup: backup_name.as_deref(),
                 rollback_sql: migration.rollback_sql(),
                 probe_sql: migration.probe_sql(),
@@ -207,7 +208,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
     let imported: Vec<i64> = all
         .records()
         .iter()
-        .filter(|r| r.method == Method::Imported)
+        .filter(|r| r.method == MigrationState::Imported)
         .map(|r| r.version)
         .collect();
     report.superseded = supersede::record_imported(&mut on, source, &imported, &database).await?;

@@ -13,11 +13,11 @@ use crate::connection::{Guarded, acquire, database_error, display_name, read_err
 use crate::error::Error;
 use crate::execute::run_script;
 use crate::foreign_keys::{check_no_new_violations, violations_before};
-use crate::history::{self, History, Method, NewRecord};
+use crate::history::{self, History, NewRecord};
 use crate::import::sqlx_versions;
 use crate::plan;
 use crate::probe::{Effect, Probe, confirm, probe};
-use crate::report::{MigrateReport, MigrationAction, MigrationOutcome};
+use crate::report::{MigrateReport, MigrationAction, MigrationOutcome, MigrationState};
 use crate::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::source::{Migration, Source};
 use crate::supersede;
@@ -180,7 +180,7 @@ async fn apply_one(
     let (method, notices) = match probe(on, Probe::of(migration)).await? {
         Effect::Present => {
             tracing::info!(version, "effect already present: adopting");
-            (Method::Adopted, Vec::new())
+            (MigrationState::Adopted, Vec::new())
         }
         Effect::Absent => {
             tracing::info!(version, description = migration.description(), "applying");
@@ -195,7 +195,7 @@ async fn apply_one(
             for notice in &notices {
                 tracing::info!(version, notice = %notice, "migration notice");
             }
-            (Method::Applied, notices)
+            (MigrationState::Applied, notices)
         }
     };
     let execution_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -214,11 +214,6 @@ async fn apply_one(
     )
     .await
     .map_err(|e| database_error(database, "recording the migration", e))?;
-    let action = match (mode, method) {
-        (Mode::Apply, Method::Adopted) => MigrationAction::Adopted,
-        (Mode::DryRun, Method::Adopted) => MigrationAction::WouldAdopt,
-        (Mode::Apply, _) => MigrationAction::Applied,
-        (Mode::DryRun, _) => MigrationAction::WouldApply,
-    };
+    let action = MigrationAction::recorded(method, mode == Mode::DryRun);
     Ok(MigrationOutcome::new(migration, action, started, notices))
 }

@@ -86,7 +86,7 @@ pub(super) fn parse_name(rest: &str) -> Option<Name> {
             .ok()?
             .assume_utc(),
         version: digits.parse().ok()?,
-        reason: BackupReason::parse(reason)?,
+        reason: reason.parse().ok()?,
     })
 }
 

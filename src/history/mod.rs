@@ -11,39 +11,12 @@ mod write;
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
+use crate::report::MigrationState;
+
 pub(crate) use identity::{Identified, Identity};
 pub(crate) use write::{
     NewRecord, clear_superseded, delete, drop_table, ensure_current, insert, set_superseded,
 };
-
-/// How a migration came to be recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Method {
-    /// Its forward script ran.
-    Applied,
-    /// Its probe found the effect already present; the script did not run.
-    Adopted,
-    /// Taken over from sqlx's history, where it was applied.
-    Imported,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Applied => "applied",
-            Method::Adopted => "adopted",
-            Method::Imported => "imported",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "adopted" => Method::Adopted,
-            "imported" => Method::Imported,
-            _ => Method::Applied,
-        }
-    }
-}
 
 /// A row as read, before its method is parsed.
 struct Row {
@@ -57,18 +30,39 @@ struct Row {
     probe_sql: Option<String>,
 }
 
-impl From<Row> for Record {
-    fn from(row: Row) -> Self {
-        Record {
+impl TryFrom<Row> for Record {
+    type Error = sqlx::Error;
+
+    /// A row whose method is not a recorded state (applied, adopted, imported) is refused: the
+    /// table's `CHECK` forbids it, so it was written by hand.
+    fn try_from(row: Row) -> Result<Self, sqlx::Error> {
+        let method = match row.method.parse() {
+            Ok(
+                method @ (MigrationState::Applied
+                | MigrationState::Adopted
+                | MigrationState::Imported),
+            ) => method,
+            _ => {
+                return Err(sqlx::Error::Decode(
+                    format!(
+                        "migration {} is recorded with the method {:?}, which is none of \
+                         applied, adopted, imported",
+                        row.version, row.method
+                    )
+                    .into(),
+                ));
+            }
+        };
+        Ok(Record {
             version: row.version,
             description: row.description,
             checksum: row.checksum,
             applied_at: row.applied_at,
-            method: Method::parse(&row.method),
+            method,
             superseded_by: row.superseded_by,
             rollback_sql: row.rollback_sql,
             probe_sql: row.probe_sql,
-        }
+        })
     }
 }
 
@@ -79,7 +73,8 @@ pub(crate) struct Record {
     pub description: String,
     pub checksum: String,
     pub applied_at: OffsetDateTime,
-    pub method: Method,
+    /// How it came to be recorded: applied, adopted or imported.
+    pub method: MigrationState,
     /// A later migration that removed this one's effect.
     pub superseded_by: Option<i64>,
     /// The rollback script as it was when the migration was applied (`None`: recorded by an
@@ -247,8 +242,8 @@ impl History {
         };
         let records = without_table_is_empty(rows)?
             .into_iter()
-            .map(Record::from)
-            .collect();
+            .map(Record::try_from)
+            .collect::<Result<_, _>>()?;
         Ok(History { records })
     }
 }

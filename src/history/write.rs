@@ -4,7 +4,7 @@
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::Method;
+use crate::report::MigrationState;
 
 /// The DDL of the history table (idempotent).
 const DDL: &str = include_str!("history.sql");
@@ -69,7 +69,8 @@ pub(crate) struct NewRecord<'a> {
     pub description: &'a str,
     pub checksum: &'a str,
     pub execution_ms: i64,
-    pub method: Method,
+    /// Applied, adopted or imported.
+    pub method: MigrationState,
     pub backup: Option<&'a str>,
     pub rollback_sql: &'a str,
     pub probe_sql: &'a str,

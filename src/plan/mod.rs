@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::history::{self, Applied, History, Method, Record};
+use crate::history::{self, Applied, History, Record};
 use crate::probe::BadAnswer;
 use crate::report::{MigrationState, MigrationStatus};
 use crate::source::{Migration, Source};
@@ -202,7 +202,7 @@ pub(crate) fn status(
         .zip(probes)
         .map(|(migration, probe)| {
             let record = history.get(migration.version());
-            let state = record.map_or(MigrationState::Pending, |r| recorded_state(r.method));
+            let state = record.map_or(MigrationState::Pending, |r| r.method);
             let (probe, probe_error) = match probe {
                 Ok(value) => (Some(value), None),
                 Err(bad) => (None, Some(bad.to_string())),
@@ -248,15 +248,6 @@ pub(crate) fn status(
     }
     rows.sort_by_key(|r| r.version);
     rows
-}
-
-/// The state of a recorded migration.
-fn recorded_state(method: Method) -> MigrationState {
-    match method {
-        Method::Applied => MigrationState::Applied,
-        Method::Adopted => MigrationState::Adopted,
-        Method::Imported => MigrationState::Imported,
-    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn applied(source: &Source, versions: &[i64]) -> Vec<Applied> {
         .collect()
 }
 
-fn history(source: &Source, versions: &[(i64, Method)]) -> History {
+fn history(source: &Source, versions: &[(i64, MigrationState)]) -> History {
     let records = versions
         .iter()
         .map(|(v, method)| Record {
@@ -202,10 +202,10 @@ fn status_flags_drift_both_ways_and_lists_unknown_versions() {
     let h = history(
         &s,
         &[
-            (1, Method::Applied),
-            (2, Method::Adopted),
-            (3, Method::Applied),
-            (8, Method::Applied),
+            (1, MigrationState::Applied),
+            (2, MigrationState::Adopted),
+            (3, MigrationState::Applied),
+            (8, MigrationState::Applied),
         ],
     );
     let probes = vec![Ok(1), Ok(0), Err(BadAnswer::Rows(2)), Ok(1)];

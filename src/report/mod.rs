@@ -1,6 +1,7 @@
 //! What the runner did or would do: values returned by [`Migrator`](crate::Migrator), all
 //! serialisable to JSON (the CLI's `--json` output is exactly these values).
 
+mod backups;
 mod text;
 
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use crate::backup::{BackupInfo, BackupProgress, BackupReason};
 use crate::source::Migration;
+pub use backups::{BackupInfo, BackupProgress, BackupReason};
 pub use text::UnknownStrategy;
 pub(crate) use text::{table, time_text};
 
@@ -89,12 +90,7 @@ impl MigrationOutcome {
         notices: Vec<String>,
         script: &str,
     ) -> Self {
-        let dry_run = matches!(
-            action,
-            MigrationAction::WouldApply
-                | MigrationAction::WouldAdopt
-                | MigrationAction::WouldRollBack
-        );
+        let dry_run = action.is_dry_run();
         MigrationOutcome {
             version,
             description: description.to_owned(),
@@ -107,8 +103,11 @@ impl MigrationOutcome {
 }
 
 /// What was done to a migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MigrationAction {
     /// The forward script ran and its probe confirmed it.
     Applied,
@@ -125,8 +124,11 @@ pub enum MigrationAction {
 }
 
 /// How [`Migrator::rollback`](crate::Migrator::rollback) goes back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RollbackStrategy {
     /// Restore the newest verified backup that holds the version (the default). Exact, but
     /// discards whatever was written after that backup was taken (the safety backup keeps it).
@@ -244,9 +246,22 @@ pub struct MigrationStatus {
     pub known: bool,
 }
 
-/// The state of a migration in a database's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The state of a migration in a database: how it came to be recorded in the history
+/// (`Applied`, `Adopted`, `Imported`: the words the history table holds), or why it is not
+/// there (`Pending`), or that the build does not know it (`Unknown`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum MigrationState {
     /// Its forward script ran.

@@ -13,29 +13,45 @@ use super::{
 };
 
 impl MigrationState {
-    /// `"applied"`, `"adopted"` or `"pending"`.
+    /// The state as in JSON and in the history table: `"applied"`, `"pending"`, ...
     pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationState::Applied => "applied",
-            MigrationState::Adopted => "adopted",
-            MigrationState::Imported => "imported",
-            MigrationState::Pending => "pending",
-            MigrationState::Unknown => "unknown",
-        }
+        self.into()
     }
 }
 
 impl MigrationAction {
+    /// What a run did (or, for a dry run, would do) to a migration that it recorded in
+    /// `state` (applied or adopted).
+    pub(crate) fn recorded(state: MigrationState, dry_run: bool) -> Self {
+        match (state, dry_run) {
+            (MigrationState::Adopted, false) => MigrationAction::Adopted,
+            (MigrationState::Adopted, true) => MigrationAction::WouldAdopt,
+            (_, false) => MigrationAction::Applied,
+            (_, true) => MigrationAction::WouldApply,
+        }
+    }
+
+    /// What a rollback did (or would do) to a migration.
+    pub(crate) fn rolled_back(dry_run: bool) -> Self {
+        match dry_run {
+            false => MigrationAction::RolledBack,
+            true => MigrationAction::WouldRollBack,
+        }
+    }
+
     /// The action as in JSON: `"applied"`, `"would_apply"`, `"rolled_back"`, ...
     pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationAction::Applied => "applied",
-            MigrationAction::Adopted => "adopted",
-            MigrationAction::WouldApply => "would_apply",
-            MigrationAction::WouldAdopt => "would_adopt",
-            MigrationAction::RolledBack => "rolled_back",
-            MigrationAction::WouldRollBack => "would_roll_back",
-        }
+        self.into()
+    }
+
+    /// Whether it is what a dry run would do.
+    pub(crate) fn is_dry_run(self) -> bool {
+        matches!(
+            self,
+            MigrationAction::WouldApply
+                | MigrationAction::WouldAdopt
+                | MigrationAction::WouldRollBack
+        )
     }
 
     /// The action in a sentence: `"applied"`, `"would apply"`, `"undone"`, ...
@@ -54,10 +70,7 @@ impl MigrationAction {
 impl RollbackStrategy {
     /// `"backup"` or `"scripts"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RollbackStrategy::Backup => "backup",
-            RollbackStrategy::Scripts => "scripts",
-        }
+        self.into()
     }
 }
 
@@ -70,11 +83,12 @@ impl FromStr for RollbackStrategy {
     type Err = UnknownStrategy;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "backup" => Ok(RollbackStrategy::Backup),
-            "scripts" => Ok(RollbackStrategy::Scripts),
-            other => Err(UnknownStrategy(other.to_owned())),
-        }
+        use strum::VariantArray;
+        RollbackStrategy::VARIANTS
+            .iter()
+            .find(|strategy| strategy.as_str() == text)
+            .copied()
+            .ok_or_else(|| UnknownStrategy(text.to_owned()))
     }
 }
 
@@ -288,33 +302,29 @@ pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> 
 mod tests {
     use super::*;
 
+    /// The names the enums give themselves (derived) are the words of their JSON (derived
+    /// separately), for every variant.
     #[test]
     fn names_match_the_json() {
-        for action in [
-            MigrationAction::Applied,
-            MigrationAction::Adopted,
-            MigrationAction::WouldApply,
-            MigrationAction::WouldAdopt,
-            MigrationAction::RolledBack,
-            MigrationAction::WouldRollBack,
-        ] {
-            let json = serde_json::to_value(action).unwrap();
-            assert_eq!(json, action.as_str());
+        use strum::VariantArray;
+        fn same<T: serde::Serialize + Copy + Into<&'static str>>(all: &[T]) {
+            for value in all {
+                let name: &'static str = (*value).into();
+                assert_eq!(serde_json::to_value(value).unwrap(), name);
+            }
         }
-        for state in [
-            MigrationState::Applied,
-            MigrationState::Adopted,
-            MigrationState::Imported,
-            MigrationState::Pending,
-            MigrationState::Unknown,
-        ] {
-            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
-        }
-        for strategy in [RollbackStrategy::Backup, RollbackStrategy::Scripts] {
-            assert_eq!(serde_json::to_value(strategy).unwrap(), strategy.as_str());
-            assert_eq!(strategy.as_str().parse::<RollbackStrategy>(), Ok(strategy));
+        same(MigrationAction::VARIANTS);
+        same(MigrationState::VARIANTS);
+        same(RollbackStrategy::VARIANTS);
+        same(crate::BackupReason::VARIANTS);
+        same(crate::VerifyProblemKind::VARIANTS);
+        for strategy in RollbackStrategy::VARIANTS {
+            assert_eq!(strategy.as_str().parse::<RollbackStrategy>(), Ok(*strategy));
         }
         assert!("restore".parse::<RollbackStrategy>().is_err());
+        for state in MigrationState::VARIANTS {
+            assert_eq!(state.as_str().parse::<MigrationState>(), Ok(*state));
+        }
     }
 
     #[test]

@@ -132,10 +132,7 @@ async fn undo_one(
     history::clear_superseded(conn, version)
         .await
         .map_err(|e| database_error(database, "updating the history", e))?;
-    let action = match mode {
-        Mode::Apply => MigrationAction::RolledBack,
-        Mode::DryRun => MigrationAction::WouldRollBack,
-    };
+    let action = MigrationAction::rolled_back(mode == Mode::DryRun);
     Ok(MigrationOutcome::of(
         (version, description),
         action,

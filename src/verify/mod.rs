@@ -79,8 +79,11 @@ pub struct VerifyProblem {
 }
 
 /// The kinds of [`VerifyProblem`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum VerifyProblemKind {
     /// The probe says 1 before the migration ran: it would adopt a migration that never ran.
@@ -326,14 +329,7 @@ impl VerifyProblemKind {
 
     /// The kind as in JSON: `"loose_probe"`, `"rollback_inexact"`, ...
     pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyProblemKind::LooseProbe => "loose_probe",
-            VerifyProblemKind::ProbeNotConfirmed => "probe_not_confirmed",
-            VerifyProblemKind::RollbackInexact => "rollback_inexact",
-            VerifyProblemKind::ReapplyDiffers => "reapply_differs",
-            VerifyProblemKind::ScriptFailed => "script_failed",
-            VerifyProblemKind::ProbeFailed => "probe_failed",
-        }
+        self.into()
     }
 }
 
