@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::backup::{BackupDir, ProgressFn};
 use crate::error::Error;
 use crate::history::Live;
-use crate::plan::Newer;
+use crate::run::plan::Newer;
 
 /// Default number of backups kept per database.
 pub const DEFAULT_KEEP_BACKUPS: usize = 10;

@@ -115,39 +115,27 @@ pub mod cli;
 mod config;
 mod connection;
 mod error;
-mod execute;
 #[allow(unsafe_code)]
 mod ffi;
-mod foreign_keys;
 mod history;
-mod import;
-mod manual_backup;
-mod migrate;
 mod migrator;
-mod plan;
-mod probe;
+mod ops;
 mod report;
-mod rollback;
-mod scaffold;
-mod session;
+mod run;
 mod source;
-mod sql;
-mod status;
-mod supersede;
-mod verify;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, ForeignKeyViolation, LockHolder, SqliteFailure};
-pub use import::ImportReport;
 pub use migrator::{DryRun, Migrator};
+pub use ops::add::{NewMigration, add_migration};
+pub use ops::import_sqlx::ImportReport;
+pub use ops::verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
 pub use report::{
     BackupInfo, BackupProgress, BackupReason, MigrateReport, MigrationAction, MigrationOutcome,
     MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport,
     UnknownStrategy,
 };
-pub use scaffold::{NewMigration, add_migration};
 pub use source::{Checksum, Migration, Source};
-pub use verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
 
 /// Embeds a directory of migrations in the binary at compile time and loads it as a
 /// [`Source`] (validated at run time, like [`Source::from_dir`]).

@@ -9,17 +9,17 @@ use sqlx::SqlitePool;
 
 use crate::backup::BackupProgress;
 use crate::config::{Backups, Config, Proof};
-use crate::connection::{database_file, display_name};
 use crate::error::Error;
-use crate::import::{ImportReport, import_sqlx};
-use crate::manual_backup::backup_now;
-use crate::migrate::migrate;
-use crate::plan::Newer;
+use crate::ops::backup::backup_now;
+use crate::ops::import_sqlx::{ImportReport, import_sqlx};
+use crate::ops::migrate::migrate;
+use crate::ops::rollback::{restore_file, rollback};
+use crate::ops::status::status;
 use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy, StatusReport};
-use crate::rollback::{restore_file, rollback};
-use crate::session::Mode;
+use crate::run::database::Database;
+use crate::run::plan::Newer;
+use crate::run::session::Mode;
 use crate::source::Source;
-use crate::status::status;
 
 /// Migrates a SQLite database with the migrations of a [`Source`].
 ///
@@ -121,20 +121,39 @@ impl Migrator {
     /// those whose probe says their effect is present) and commits; on any error the
     /// database is exactly as it was and the backup of this run is removed.
     pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
-        migrate(pool, &self.source, &self.config, None, Mode::Apply).await
+        migrate(
+            &Database::resolve(pool).await?,
+            &self.source,
+            &self.config,
+            None,
+            Mode::Apply,
+        )
+        .await
     }
 
     /// Like [`migrate`](Self::migrate), but stops at `target`, which must be a version of the
     /// source at or above the current one.
     pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
-        migrate(pool, &self.source, &self.config, Some(target), Mode::Apply).await
+        migrate(
+            &Database::resolve(pool).await?,
+            &self.source,
+            &self.config,
+            Some(target),
+            Mode::Apply,
+        )
+        .await
     }
 
     /// Reports the version, each migration's state, whether its checksum matches and what its
     /// probe says now. Reads only: its connection is `query_only`, and it takes no lock beyond
     /// a read transaction.
     pub async fn status(&self, pool: &SqlitePool) -> Result<StatusReport, Error> {
-        status(pool, &self.source, self.config.newer()).await
+        status(
+            &Database::resolve(pool).await?,
+            &self.source,
+            self.config.newer(),
+        )
+        .await
     }
 
     /// Brings the database back to `to_version`: by restoring the newest verified backup that
@@ -155,7 +174,15 @@ impl Migrator {
         strategy: RollbackStrategy,
     ) -> Result<RollbackReport, Error> {
         let (source, config) = (&self.source, &self.config);
-        rollback(pool, source, config, to_version, strategy, Mode::Apply).await
+        rollback(
+            &Database::resolve(pool).await?,
+            source,
+            config,
+            to_version,
+            strategy,
+            Mode::Apply,
+        )
+        .await
     }
 
     /// Restores the backup file at `path`, whatever version it holds (also a newer one than
@@ -174,7 +201,13 @@ impl Migrator {
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
         let how = (Mode::Apply, self.config.proof());
-        restore_file(pool, &self.config, path.as_ref(), how).await
+        restore_file(
+            &Database::resolve(pool).await?,
+            &self.config,
+            path.as_ref(),
+            how,
+        )
+        .await
     }
 
     /// Moves a database that sqlx migrated to backstop: records every version sqlx applied
@@ -183,7 +216,13 @@ impl Migrator {
     /// source's forward script; a failed sqlx migration or a version the source lacks is
     /// refused. `_sqlx_migrations` is left in place; running it again does nothing.
     pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
-        import_sqlx(pool, &self.source, &self.config, Mode::Apply).await
+        import_sqlx(
+            &Database::resolve(pool).await?,
+            &self.source,
+            &self.config,
+            Mode::Apply,
+        )
+        .await
     }
 
     /// The operations that change a database, as dry runs: each goes through the same checks
@@ -210,21 +249,17 @@ impl Migrator {
     /// the database is in memory, or the copy fails; [`Error::Busy`] when the lock cannot be
     /// taken in time.
     pub async fn backup(&self, pool: &SqlitePool) -> Result<BackupInfo, Error> {
-        backup_now(pool, &self.config).await
+        backup_now(&Database::resolve(pool).await?, &self.config).await
     }
 
     /// Every backup of the pool's database, newest first, with the version each holds (read
     /// from the backup itself).
     pub async fn backups(&self, pool: &SqlitePool) -> Result<Vec<BackupInfo>, Error> {
-        let database = display_name(pool);
-        let Some(file) = database_file(pool, &database).await? else {
-            return Ok(Vec::new());
-        };
-        let live = crate::connection::unlocked_live(pool, &database).await?;
-        self.config
-            .backup_dir_of(&database, &file)?
-            .list(&live)
-            .await
+        let db = Database::resolve(pool).await?;
+        match db.backups(&self.config)? {
+            Some(dir) => dir.list(&db.live().await?).await,
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -246,13 +281,27 @@ impl DryRun<'_> {
     /// large dry run holds its changes in memory.
     pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
         let Migrator { source, config } = self.migrator;
-        migrate(pool, source, config, None, Mode::DryRun).await
+        migrate(
+            &Database::resolve(pool).await?,
+            source,
+            config,
+            None,
+            Mode::DryRun,
+        )
+        .await
     }
 
     /// What [`Migrator::migrate_to`] would do, as [`migrate`](Self::migrate).
     pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
         let Migrator { source, config } = self.migrator;
-        migrate(pool, source, config, Some(target), Mode::DryRun).await
+        migrate(
+            &Database::resolve(pool).await?,
+            source,
+            config,
+            Some(target),
+            Mode::DryRun,
+        )
+        .await
     }
 
     /// What [`Migrator::rollback`] would do: for a restore, which backup would be restored
@@ -265,7 +314,15 @@ impl DryRun<'_> {
         strategy: RollbackStrategy,
     ) -> Result<RollbackReport, Error> {
         let Migrator { source, config } = self.migrator;
-        rollback(pool, source, config, to_version, strategy, Mode::DryRun).await
+        rollback(
+            &Database::resolve(pool).await?,
+            source,
+            config,
+            to_version,
+            strategy,
+            Mode::DryRun,
+        )
+        .await
     }
 
     /// What [`Migrator::restore_file`] would do, after the same checks.
@@ -275,13 +332,25 @@ impl DryRun<'_> {
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
         let config = &self.migrator.config;
-        restore_file(pool, config, path.as_ref(), (Mode::DryRun, config.proof())).await
+        restore_file(
+            &Database::resolve(pool).await?,
+            config,
+            path.as_ref(),
+            (Mode::DryRun, config.proof()),
+        )
+        .await
     }
 
     /// What [`Migrator::import_sqlx`] would record, after the same checks.
     pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
         let Migrator { source, config } = self.migrator;
-        import_sqlx(pool, source, config, Mode::DryRun).await
+        import_sqlx(
+            &Database::resolve(pool).await?,
+            source,
+            config,
+            Mode::DryRun,
+        )
+        .await
     }
 }
 

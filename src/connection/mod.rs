@@ -12,7 +12,6 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, LockHolder};
-use crate::history::{History, Live};
 pub(crate) use runner::{Guarded, RunnerConnection, Use};
 pub(crate) use shape::is_read_only;
 
@@ -33,10 +32,7 @@ pub(crate) async fn connect(
     } else {
         options.clone().disable_statement_logging()
     };
-    options
-        .connect()
-        .await
-        .map_err(|e| database_error(database, "opening a connection", e))
+    options.connect().await.on(database, "opening a connection")
 }
 
 /// Borrows a connection of the pool.
@@ -44,27 +40,7 @@ pub(crate) async fn acquire(
     pool: &SqlitePool,
     database: &Path,
 ) -> Result<PoolConnection<Sqlite>, Error> {
-    pool.acquire()
-        .await
-        .map_err(|e| database_error(database, "opening a connection", e))
-}
-
-/// Reads the history on a pool connection, without a lock.
-pub(crate) async fn unlocked_history(pool: &SqlitePool, database: &Path) -> Result<History, Error> {
-    let mut conn = acquire(pool, database).await?;
-    match History::read(&mut conn).await {
-        Ok(history) => Ok(history),
-        Err(e) => Err(read_error(&mut conn, database, "reading the history", e).await),
-    }
-}
-
-/// Reads the history and identity on a pool connection, without a lock.
-pub(crate) async fn unlocked_live(pool: &SqlitePool, database: &Path) -> Result<Live, Error> {
-    let mut conn = acquire(pool, database).await?;
-    match Live::read(&mut conn).await {
-        Ok(live) => Ok(live),
-        Err(e) => Err(read_error(&mut conn, database, "reading the history", e).await),
-    }
+    pool.acquire().await.on(database, "opening a connection")
 }
 
 /// The error of a read on `conn` (a connection with the pool's options, holding no lock of the
@@ -98,7 +74,7 @@ pub(crate) async fn database_file(
     let mut conn = acquire(pool, database).await?;
     main_file(&mut conn)
         .await
-        .map_err(|e| database_error(database, "locating the database file", e))
+        .on(database, "locating the database file")
 }
 
 /// The file of the connection's `main` database, `None` for an in-memory database.
@@ -122,6 +98,19 @@ pub(crate) async fn execute(
     sql: &'static str,
 ) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sql).execute(conn).await.map(drop)
+}
+
+/// Adds the database and what the runner was doing to a sqlx error: the one way the library
+/// turns a failed query into an [`Error`] (see [`database_error`]).
+pub(crate) trait OnDatabase<T> {
+    /// The error, if any, as an [`Error`] naming `database` and saying what was being `done`.
+    fn on(self, database: &Path, done: &str) -> Result<T, Error>;
+}
+
+impl<T> OnDatabase<T> for Result<T, sqlx::Error> {
+    fn on(self, database: &Path, done: &str) -> Result<T, Error> {
+        self.map_err(|e| database_error(database, done, e))
+    }
 }
 
 /// Wraps a sqlx error with what the runner was doing; recognises files that are not databases.

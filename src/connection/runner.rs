@@ -10,7 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::shape::{Reach, reach};
-use super::{acquire, connect, database_error};
+use super::{OnDatabase, acquire, connect, database_error};
 use crate::error::Error;
 use crate::ffi::{Authorizer, Policy};
 
@@ -120,7 +120,7 @@ impl Reached {
                 let mut conn = acquire(pool, database).await?;
                 let restore = apply(&mut conn, work)
                     .await
-                    .map_err(|e| database_error(database, "preparing the pool's connection", e))?;
+                    .on(database, "preparing the pool's connection")?;
                 Ok(Reached::Pool { conn, restore })
             }
         }

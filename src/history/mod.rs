@@ -6,6 +6,7 @@
 //! to the current definition, in [`write`].
 
 pub(crate) mod identity;
+pub(crate) mod sqlx_table;
 mod write;
 
 use sqlx::SqliteConnection;

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::source::Migration;
 pub use backups::{BackupInfo, BackupProgress, BackupReason};
 pub use text::UnknownStrategy;
+#[cfg(feature = "cli")]
 pub(crate) use text::{table, time_text};
 
 /// The outcome of [`Migrator::migrate`](crate::Migrator::migrate),

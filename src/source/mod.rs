@@ -19,6 +19,7 @@ mod checksum;
 mod file_name;
 mod rules;
 mod script;
+pub(crate) mod sql;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

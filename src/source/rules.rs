@@ -2,7 +2,7 @@
 //! transaction, or silently do nothing inside it.
 
 use crate::ffi::{Action, Judge};
-use crate::sql::Statement;
+use crate::source::sql::Statement;
 
 /// Why some PRAGMAs are refused: each does nothing inside a transaction (or cannot change
 /// there), or changes how the runner's own connection behaves. What to do instead is in the

@@ -7,7 +7,7 @@ use super::file_name::Kind;
 use super::rules;
 use crate::error::{Error, shorten};
 use crate::ffi::Judge;
-use crate::sql::{self, Statement};
+use crate::source::sql::{self, Statement};
 
 thread_local! {
     /// Judges each statement by preparing it against an empty in-memory database (one per

@@ -8,13 +8,11 @@ mod scripts;
 
 use std::path::Path;
 
-use sqlx::SqlitePool;
-
 use crate::config::{Config, Proof};
-use crate::connection::{display_name, unlocked_live};
 use crate::error::Error;
 use crate::report::{RollbackReport, RollbackStrategy};
-use crate::session::{Mode, Outcome};
+use crate::run::database::Database;
+use crate::run::session::{Mode, Outcome};
 use crate::source::Source;
 
 impl Outcome for RollbackReport {
@@ -25,15 +23,15 @@ impl Outcome for RollbackReport {
 
 /// Brings the pool's database back to version `to` with `strategy`.
 pub(crate) async fn rollback(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     source: &Source,
     config: &Config,
     to: i64,
     strategy: RollbackStrategy,
     mode: Mode,
 ) -> Result<RollbackReport, Error> {
-    let database = display_name(pool);
-    let live = unlocked_live(pool, &database).await?;
+    let database = db.name().to_owned();
+    let live = db.live().await?;
     let history = &live.history;
     let current = history.current_version();
     let nothing_to_do = RollbackReport {
@@ -59,10 +57,10 @@ pub(crate) async fn rollback(
     }
     match strategy {
         RollbackStrategy::Scripts => {
-            scripts::run(pool, source, config, to, mode, nothing_to_do).await
+            scripts::run(db, source, config, to, mode, nothing_to_do).await
         }
         RollbackStrategy::Backup => {
-            restore::to_version(pool, config, to, &live, mode, nothing_to_do).await
+            restore::to_version(db, config, to, &live, mode, nothing_to_do).await
         }
     }
 }
@@ -70,10 +68,10 @@ pub(crate) async fn rollback(
 /// Restores the backup file at `path` into the pool's database, whatever version it holds;
 /// it must be proven to be this database's unless `proof` is waived.
 pub(crate) async fn restore_file(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     path: &Path,
     how: (Mode, Proof),
 ) -> Result<RollbackReport, Error> {
-    restore::named_file(pool, config, path, how).await
+    restore::named_file(db, config, path, how).await
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::history::{self, Applied, History, Record};
-use crate::probe::BadAnswer;
 use crate::report::{MigrationState, MigrationStatus};
+use crate::run::probe::BadAnswer;
 use crate::source::{Migration, Source};
 
 /// Whether a database migrated by a newer build (versions this build does not know) is

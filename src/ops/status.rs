@@ -1,30 +1,30 @@
 //! `status`: the version, and each migration's state, checksum and probe answer, read on a
 //! `query_only` connection in one read transaction.
 
-use sqlx::SqlitePool;
-
-use crate::connection::{RunnerConnection, Use, database_error, display_name, execute, read_error};
+use crate::connection::{OnDatabase, RunnerConnection, Use, execute, read_error};
 use crate::error::Error;
 use crate::history::History;
-use crate::plan::{self, Newer};
-use crate::probe::probe_all;
 use crate::report::StatusReport;
+use crate::run::database::Database;
+use crate::run::plan::{self, Newer};
+use crate::run::probe::probe_all;
 use crate::source::Source;
 
 /// Reports the state of `source` in the pool's database; reads only.
 pub(crate) async fn status(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     source: &Source,
     newer: Newer,
 ) -> Result<StatusReport, Error> {
-    let database = display_name(pool);
-    let mut conn = RunnerConnection::open(pool, &database, Use::Read, crate::source::judge).await?;
+    let database = db.name().to_owned();
+    let mut conn =
+        RunnerConnection::open(db.pool(), &database, Use::Read, crate::source::judge).await?;
     let read = async {
         let mut on = conn.guarded();
         let conn = &mut *on.conn;
         execute(conn, "BEGIN")
             .await
-            .map_err(|e| database_error(&database, "starting a read transaction", e))?;
+            .on(&database, "starting a read transaction")?;
         let history = match History::read(conn).await {
             Ok(history) => history,
             Err(e) => return Err(read_error(conn, &database, "reading the history", e).await),

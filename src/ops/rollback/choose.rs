@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 use crate::backup::{
@@ -13,9 +12,9 @@ use crate::backup::{
     whose,
 };
 use crate::config::Proof;
-use crate::connection::{acquire, database_error};
 use crate::error::{BackupError, Error};
 use crate::history::Live;
+use crate::run::database::Database;
 
 /// The backup a restore will copy.
 #[derive(Debug, Clone)]
@@ -158,27 +157,22 @@ pub(crate) async fn by_path(
 /// Refuses a restore that SQLite cannot do: a backup whose page size differs from the
 /// database's, into a database in WAL mode. (Other differences, such as the journal mode,
 /// restore fine.)
-pub(crate) async fn check_restorable(
-    pool: &SqlitePool,
-    database: &Path,
-    chosen: &Chosen,
-) -> Result<(), Error> {
-    let mut conn = acquire(pool, database).await?;
-    let read = async {
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&mut *conn)
-            .await?;
-        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok::<_, sqlx::Error>((page_size, journal_mode))
-    };
-    let (page_size, journal_mode) = read
-        .await
-        .map_err(|e| database_error(database, "reading the page size and journal mode", e))?;
+pub(crate) async fn check_restorable(db: &Database<'_>, chosen: &Chosen) -> Result<(), Error> {
+    let doing = "reading the page size and journal mode";
+    let (page_size, journal_mode) = db
+        .read(doing, async |conn| {
+            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(&mut *conn)
+                .await?;
+            let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok((page_size, journal_mode))
+        })
+        .await?;
     if page_size != i64::from(chosen.header.page_size) && journal_mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Backup {
-            database: database.to_owned(),
+            database: db.name().to_owned(),
             path: chosen.path.clone(),
             cause: BackupError::PageSizeMismatch {
                 backup: chosen.header.page_size,

@@ -9,18 +9,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::history::sqlx_table::SqlxRow;
+use crate::run::database::Database;
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::backup::BackupReason;
 use crate::config::Config;
-use crate::connection::database_error;
+use crate::connection::OnDatabase;
 use crate::error::Error;
 use crate::history::{self, History, NewRecord};
 use crate::report::MigrationState;
-use crate::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::supersede;
 use crate::source::Source;
-use crate::supersede;
 
 /// The outcome of [`Migrator::import_sqlx`](crate::Migrator::import_sqlx).
 #[derive(Debug, Clone, Serialize)]
@@ -87,60 +88,15 @@ impl std::fmt::Display for ImportReport {
     }
 }
 
-/// One row of `_sqlx_migrations`.
-struct SqlxRow {
-    version: i64,
-    description: String,
-    success: bool,
-    checksum: Vec<u8>,
-    execution_time: i64,
-}
-
-/// How many migrations sqlx recorded (`None`: no sqlx history table).
-pub(crate) async fn sqlx_versions(
-    conn: &mut SqliteConnection,
-) -> Result<Option<usize>, sqlx::Error> {
-    Ok(sqlx_rows(conn).await?.map(|rows| rows.len()))
-}
-
-async fn sqlx_rows(conn: &mut SqliteConnection) -> Result<Option<Vec<SqlxRow>>, sqlx::Error> {
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if exists == 0 {
-        return Ok(None);
-    }
-    let rows = sqlx::query(
-        "SELECT version, description, success, checksum, execution_time
-         FROM _sqlx_migrations ORDER BY version",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SqlxRow {
-                version: row.try_get(0)?,
-                description: row.try_get(1)?,
-                success: row.try_get(2)?,
-                checksum: row.try_get(3)?,
-                execution_time: row.try_get(4)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map(Some)
-}
-
 /// Imports sqlx's history into backstop's.
 pub(crate) async fn import_sqlx(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     source: &Source,
     config: &Config,
     mode: Mode,
 ) -> Result<ImportReport, Error> {
     run_locked(
-        pool,
+        db,
         config,
         (mode, Intent::Backup(BackupReason::Import)),
         async |session: &mut Session| import_locked(session, source).await,
@@ -150,9 +106,9 @@ pub(crate) async fn import_sqlx(
 
 async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportReport, Error> {
     let database = session.database().to_owned();
-    let rows = sqlx_rows(session.conn())
+    let rows = history::sqlx_table::rows(session.conn())
         .await
-        .map_err(|e| database_error(&database, "reading sqlx's history", e))?
+        .on(&database, "reading sqlx's history")?
         .ok_or_else(|| Error::NoSqlxHistory {
             database: database.clone(),
         })?;
@@ -182,7 +138,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
     let conn = &mut *on.conn;
     history::ensure_current(conn)
         .await
-        .map_err(|e| database_error(&database, "creating the history table", e))?;
+        .on(&database, "creating the history table")?;
     for row in &new {
         let migration = source.get(row.version).expect("checked above");
         let execution = Duration::from_nanos(u64::try_from(row.execution_time).unwrap_or(0));
@@ -200,11 +156,11 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
             },
         )
         .await
-        .map_err(|e| database_error(&database, "recording an imported migration", e))?;
+        .on(&database, "recording an imported migration")?;
     }
     let all = History::read(conn)
         .await
-        .map_err(|e| database_error(&database, "reading the history", e))?;
+        .on(&database, "reading the history")?;
     let imported: Vec<i64> = all
         .records()
         .iter()

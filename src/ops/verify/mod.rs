@@ -23,12 +23,12 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::backup::copy_database;
-use crate::connection::Guarded;
+use crate::connection::{Guarded, OnDatabase};
 use crate::error::Error;
-use crate::execute::run_script;
 use crate::ffi::Authorizer;
 use crate::history::History;
-use crate::probe::{Effect, Probe, probe};
+use crate::run::probe::{Effect, Probe, probe};
+use crate::run::script::run_script;
 use crate::source::{Migration, Script, Source};
 use allowance::allowances;
 use snapshot::Snapshot;
@@ -139,7 +139,7 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
         })?;
     let guard = Authorizer::install(&mut conn, crate::source::judge)
         .await
-        .map_err(|e| crate::connection::database_error(&scratch, "installing the authorizer", e))?;
+        .on(&scratch, "installing the authorizer")?;
     let applied = History::read(&mut conn).await.unwrap_or_default();
     let mut on = Guarded {
         conn: &mut conn,

@@ -5,22 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sqlx::SqlitePool;
+use crate::run::database::Database;
 
 use crate::backup::BackupReason;
 use crate::config::Config;
-use crate::connection::{Guarded, acquire, database_error, display_name, read_error};
+use crate::connection::{Guarded, OnDatabase};
 use crate::error::Error;
-use crate::execute::run_script;
-use crate::foreign_keys::{check_no_new_violations, violations_before};
 use crate::history::{self, History, NewRecord};
-use crate::import::sqlx_versions;
-use crate::plan;
-use crate::probe::{Effect, Probe, confirm, probe};
 use crate::report::{MigrateReport, MigrationAction, MigrationOutcome, MigrationState};
-use crate::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::foreign_keys::{check_no_new_violations, violations_before};
+use crate::run::plan;
+use crate::run::probe::{Effect, Probe, confirm, probe};
+use crate::run::script::run_script;
+use crate::run::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::supersede;
 use crate::source::{Migration, Source};
-use crate::supersede;
 
 impl Outcome for MigrateReport {
     fn changed_database(&self) -> bool {
@@ -30,32 +29,29 @@ impl Outcome for MigrateReport {
 
 /// Migrates up to `target` (the latest when `None`).
 pub(crate) async fn migrate(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     source: &Source,
     config: &Config,
     target: Option<i64>,
     mode: Mode,
 ) -> Result<MigrateReport, Error> {
-    let database = display_name(pool);
+    let database = db.name().to_owned();
     // 1. Without a lock: refuse what cannot be built on; return at once when up to date.
-    let applied = {
-        let mut conn = acquire(pool, &database).await?;
-        let applied = match history::applied(&mut conn).await {
-            Ok(applied) => applied,
-            Err(e) => return Err(read_error(&mut conn, &database, "reading the history", e).await),
-        };
-        // A database sqlx migrated: adopting by probe would re-run migrations whose effect a
-        // later one removed. Its history is imported instead.
-        if applied.is_empty() {
-            let sqlx = sqlx_versions(&mut conn)
-                .await
-                .map_err(|e| database_error(&database, "looking for sqlx's history", e))?;
-            if let Some(versions @ 1..) = sqlx {
-                return Err(Error::SqlxHistory { database, versions });
-            }
-        }
-        applied
-    };
+    let (applied, sqlx) = db
+        .read("reading the history", async |conn| {
+            let applied = history::applied(conn).await?;
+            // A database sqlx migrated: adopting by probe would re-run migrations whose
+            // effect a later one removed. Its history is imported instead.
+            let sqlx = match applied.is_empty() {
+                true => history::sqlx_table::versions(conn).await?,
+                false => None,
+            };
+            Ok((applied, sqlx))
+        })
+        .await?;
+    if let Some(versions @ 1..) = sqlx {
+        return Err(Error::SqlxHistory { database, versions });
+    }
     let first = plan::plan(source, &applied, target, &database, config.newer())?;
     if first.pending.is_empty() {
         tracing::debug!(database = %database.display(), version = first.current, "up to date");
@@ -65,12 +61,9 @@ pub(crate) async fn migrate(
     // 2. to 5., under the write lock.
     let newer = config.newer();
     let intent = Intent::Backup(BackupReason::Migrate);
-    let report = run_locked(
-        pool,
-        config,
-        (mode, intent),
-        async |session: &mut Session| migrate_locked(session, source, target, newer).await,
-    )
+    let report = run_locked(db, config, (mode, intent), async |session: &mut Session| {
+        migrate_locked(session, source, target, newer).await
+    })
     .await?;
     if mode == Mode::Apply && !report.is_up_to_date() {
         tracing::info!(
@@ -127,10 +120,10 @@ async fn migrate_locked(
     let fk_before = violations_before(on.conn, &database).await?;
     history::ensure_current(on.conn)
         .await
-        .map_err(|e| database_error(&database, "creating the history table", e))?;
+        .on(&database, "creating the history table")?;
     let history = History::read(on.conn)
         .await
-        .map_err(|e| database_error(&database, "reading the history under the lock", e))?;
+        .on(&database, "reading the history under the lock")?;
     let mut present = supersede::present(&mut on, source, &history, &database).await?;
 
     // 4. Each migration in turn; any error rolls the whole transaction back.
@@ -213,7 +206,7 @@ async fn apply_one(
         },
     )
     .await
-    .map_err(|e| database_error(database, "recording the migration", e))?;
+    .on(database, "recording the migration")?;
     let action = MigrationAction::recorded(method, mode == Mode::DryRun);
     Ok(MigrationOutcome::new(migration, action, started, notices))
 }

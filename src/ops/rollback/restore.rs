@@ -5,19 +5,16 @@
 
 use std::path::Path;
 
-use sqlx::SqlitePool;
-
 use super::choose::{self, Chosen, check_restorable};
 use crate::backup::{BackupDir, BackupReason, CopyFailure, LockedRestore, NewBackup, blocking};
 use crate::config::{Config, Proof};
-use crate::connection::{
-    acquire, database_error, database_file, display_name, execute, unlocked_history, unlocked_live,
-};
+use crate::connection::execute;
 use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::RawConnection;
 use crate::history::{Identified, Live, identity};
 use crate::report::{RollbackReport, RollbackStrategy};
-use crate::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::database::Database;
+use crate::run::session::{Intent, Mode, Outcome, Session, run_locked};
 
 /// How many times a restore starts over when another process commits between the safety
 /// backup and the restore's lock.
@@ -36,58 +33,49 @@ enum Proceed {
 /// Rolls back to `to` by restoring the newest backup that holds it; `report` is the report
 /// of a rollback that does nothing.
 pub(crate) async fn to_version(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     to: i64,
     live: &Live,
     mode: Mode,
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
-    let database = report.database.clone();
-    let Some(file) = database_file(pool, &database).await? else {
+    let Some(dir) = db.backups(config)? else {
         return Err(Error::NoBackup {
-            database,
+            database: db.name().to_owned(),
             version: to,
             dir: Default::default(),
             available: Vec::new(),
         });
     };
-    let dir = config.backup_dir_of(&database, &file)?;
     let chosen = choose::by_version(&dir, to, live).await?;
     let target = Target {
         dir: &dir,
-        file: &file,
         chosen,
         proceed: Proceed::WhileAbove(to),
     };
-    restore(pool, config, target, mode, report).await
+    restore(db, config, target, mode, report).await
 }
 
 /// Restores the backup file at `path`, whatever version it holds; it must be proven to be
 /// this database's unless `proof` is waived.
 pub(crate) async fn named_file(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     path: &Path,
     (mode, proof): (Mode, Proof),
 ) -> Result<RollbackReport, Error> {
-    let database = display_name(pool);
-    let live = unlocked_live(pool, &database).await?;
-    let Some(file) = database_file(pool, &database).await? else {
-        return Err(Error::Backup {
-            database,
-            path: path.to_owned(),
-            cause: BackupError::InMemory,
-        });
-    };
-    if same_file(path, &file) {
+    let database = db.name().to_owned();
+    let live = db.live().await?;
+    let file = db.file_for(path)?;
+    if same_file(path, file) {
         return Err(Error::Backup {
             database,
             path: path.to_owned(),
             cause: BackupError::IsTheDatabase,
         });
     }
-    let dir = config.backup_dir_of(&database, &file)?;
+    let dir = config.backup_dir_of(&database, file)?;
     let chosen = choose::by_path(&dir, path, &live, proof).await?;
     let current = live.history.current_version();
     let report = RollbackReport {
@@ -103,19 +91,16 @@ pub(crate) async fn named_file(
     };
     let target = Target {
         dir: &dir,
-        file: &file,
         chosen,
         proceed: Proceed::Always,
     };
-    restore(pool, config, target, mode, report).await
+    restore(db, config, target, mode, report).await
 }
 
 /// What a restore restores, and where.
 struct Target<'a> {
     /// The database's backups.
     dir: &'a BackupDir,
-    /// The database's file.
-    file: &'a Path,
     chosen: Chosen,
     proceed: Proceed,
 }
@@ -123,7 +108,7 @@ struct Target<'a> {
 /// Restores the target's backup into the pool's database (after a safety backup), or for a
 /// dry run says that it would.
 async fn restore(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     target: Target<'_>,
     mode: Mode,
@@ -131,12 +116,11 @@ async fn restore(
 ) -> Result<RollbackReport, Error> {
     let Target {
         dir,
-        file,
         chosen,
         proceed,
     } = target;
     let database = report.database.clone();
-    check_restorable(pool, &database, &chosen).await?;
+    check_restorable(db, &chosen).await?;
     let nothing_to_do = report.clone();
     report.to_version = chosen.version;
     report.restored_from = Some(chosen.path.clone());
@@ -148,7 +132,7 @@ async fn restore(
     let failed =
         |failure: CopyFailure| failure.into_error(&database, &chosen.path, config.busy_timeout());
     for attempt in 1..=RESTORE_ATTEMPTS {
-        let Some(prepared) = prepare(pool, config, dir, file, proceed).await? else {
+        let Some(prepared) = prepare(db, config, dir, proceed).await? else {
             // Another process rolled back meanwhile.
             return Ok(nothing_to_do);
         };
@@ -161,8 +145,8 @@ async fn restore(
         };
         let (from_version, identity) = (locked.from_version, locked.identity.clone());
         let safety = copy(locked, config).await.map_err(failed)?;
-        keep_identity(pool, &database, &identity).await?;
-        let now_at = unlocked_history(pool, &database).await?.current_version();
+        keep_identity(db, &identity).await?;
+        let now_at = db.history().await?.current_version();
         let safety = safety.keep();
         if now_at != chosen.version {
             return Err(Error::Backup {
@@ -211,15 +195,14 @@ impl Outcome for Option<PreparedRestore> {
 /// Under the write lock: takes the safety backup through a new connection to the live
 /// database. `None`: the rollback has nothing left to do.
 async fn prepare(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     dir: &BackupDir,
-    file: &Path,
     proceed: Proceed,
 ) -> Result<Option<PreparedRestore>, Error> {
     let intent = Intent::SafetyBackup(BackupReason::Rollback);
     run_locked(
-        pool,
+        db,
         config,
         (Mode::Apply, intent),
         async |session: &mut Session| {
@@ -239,7 +222,7 @@ async fn prepare(
             };
             let seen = live.data_version().map_err(|failure| Error::Backup {
                 database,
-                path: file.to_owned(),
+                path: dir.path().to_owned(),
                 cause: BackupError::Sqlite {
                     doing: "cannot read the data version",
                     failure,
@@ -308,30 +291,19 @@ async fn copy(locked: Locked, config: &Config) -> Result<NewBackup, CopyFailure>
 
 /// Gives the restored database its identity back (the restored content may hold none, from an
 /// older build), in a transaction of its own.
-async fn keep_identity(
-    pool: &SqlitePool,
-    database: &Path,
-    identity: &Identified,
-) -> Result<(), Error> {
-    let mut conn = acquire(pool, database).await?;
-    let wrote = async {
-        execute(&mut conn, "BEGIN IMMEDIATE").await?;
-        match identity::write(&mut conn, identity).await {
-            Ok(_) => execute(&mut conn, "COMMIT").await,
+async fn keep_identity(db: &Database<'_>, identity: &Identified) -> Result<(), Error> {
+    let doing = "writing the database's identity after the restore";
+    db.read(doing, async |conn| {
+        execute(conn, "BEGIN IMMEDIATE").await?;
+        match identity::write(conn, identity).await {
+            Ok(_) => execute(conn, "COMMIT").await,
             Err(e) => {
-                let _ = execute(&mut conn, "ROLLBACK").await;
+                let _ = execute(conn, "ROLLBACK").await;
                 Err(e)
             }
         }
-    }
-    .await;
-    wrote.map_err(|e| {
-        database_error(
-            database,
-            "writing the database's identity after the restore",
-            e,
-        )
     })
+    .await
 }
 
 /// Whether `a` and `b` are one file.

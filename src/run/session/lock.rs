@@ -20,7 +20,7 @@ use sqlx::SqliteConnection;
 
 use super::{Intent, Planned, Session, wanted};
 use crate::backup::{self, Fresh, Journal};
-use crate::connection::{database_error, execute, is_busy, lock_error, main_file};
+use crate::connection::{OnDatabase, database_error, execute, is_busy, lock_error};
 use crate::error::{Error, LockHolder};
 use crate::history;
 
@@ -34,12 +34,9 @@ const SNAPSHOT_GRACE: Duration = Duration::from_millis(50);
 const COPY_ROUNDS: usize = 3;
 
 impl Session {
-    /// Everything before the session holds the write lock: the database file, a journal for
+    /// Everything before the session holds the write lock: a journal for
     /// the run, the backup's copy when `intent` wants one, and the lock.
     pub(super) async fn prepare(&mut self, intent: Intent) -> Result<(), Error> {
-        self.file = main_file(self.conn.get())
-            .await
-            .map_err(|e| database_error(&self.database, "locating the database file", e))?;
         self.journal = self.journal_for_the_run().await?;
         if let (Some(file), Some(reason)) =
             (self.file.clone(), wanted(self.mode, intent, &self.config))
@@ -88,7 +85,7 @@ impl Session {
     async fn applied_unlocked(&mut self) -> Result<Vec<(i64, String)>, Error> {
         let applied = history::applied(self.conn.get())
             .await
-            .map_err(|e| database_error(&self.database, "reading the history", e))?;
+            .on(&self.database, "reading the history")?;
         Ok(applied
             .into_iter()
             .map(|a| (a.version, a.checksum))
@@ -104,13 +101,13 @@ impl Session {
         };
         let mode = read(self.conn.get(), "PRAGMA journal_mode")
             .await
-            .map_err(|e| database_error(&self.database, "reading the journal mode", e))?;
+            .on(&self.database, "reading the journal mode")?;
         if self.file.is_none() || !matches!(mode.to_ascii_lowercase().as_str(), "off" | "memory") {
             return Ok(mode);
         }
         let set = read(self.conn.get(), "PRAGMA journal_mode = DELETE")
             .await
-            .map_err(|e| database_error(&self.database, "setting a journal for the run", e))?;
+            .on(&self.database, "setting a journal for the run")?;
         tracing::info!(from = %mode, to = %set, "the runner's connection journals to a file for the run");
         Ok(set)
     }

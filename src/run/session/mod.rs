@@ -10,18 +10,19 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 
 mod lock;
 
 use crate::backup::{self, BackupDir, BackupReason, Copy, Fresh, Journal, NewBackup, RunLock};
 use crate::config::{Backups, Config};
 use crate::connection::{
-    Guarded, RunnerConnection, Use, database_error, display_name, execute, is_read_only, lock_error,
+    Guarded, OnDatabase, RunnerConnection, Use, database_error, execute, is_read_only, lock_error,
 };
 use crate::error::Error;
 use crate::ffi::{OpenMode, RawConnection};
 use crate::history::{self, Applied, History, Identified, Live, identity};
+use crate::run::database::Database;
 
 /// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +48,16 @@ pub(crate) trait Outcome {
 
 /// The skeleton of every locked run: takes the lock, does `work`, then commits (when applying
 /// and the outcome changed the database, or the session gave the database its identity) and
-/// applies retention, protecting the session's backup; otherwise rolls back. On an error the session is abandoned: rolled back, its
-/// backup removed.
+/// applies retention, protecting the session's backup; otherwise rolls back. On an error the
+/// session is abandoned: rolled back, its backup removed unless SQLite cannot confirm the
+/// rollback.
 pub(crate) async fn run_locked<T: Outcome>(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     config: &Config,
     (mode, intent): (Mode, Intent),
     work: impl AsyncFnOnce(&mut Session) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let mut session = Session::lock(pool, config, mode, intent).await?;
+    let mut session = Session::lock(db, config, mode, intent).await?;
     let outcome = match work(&mut session).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -126,12 +128,12 @@ impl Session {
     /// file), copies the database when `intent` wants a backup (without the write lock:
     /// writers go on), and takes the write lock with `BEGIN IMMEDIATE` (see [`lock`]).
     pub async fn lock(
-        pool: &SqlitePool,
+        db: &Database<'_>,
         config: &Config,
         mode: Mode,
         intent: Intent,
     ) -> Result<Self, Error> {
-        let database = display_name(pool);
+        let (pool, database) = (db.pool(), db.name().to_owned());
         if is_read_only(pool) {
             return Err(Error::ReadOnly { database });
         }
@@ -144,7 +146,7 @@ impl Session {
         let mut session = Session {
             conn,
             database,
-            file: None,
+            file: db.file().map(Path::to_owned),
             config: config.clone(),
             mode,
             journal: String::new(),
@@ -192,14 +194,14 @@ impl Session {
     pub async fn history(&mut self) -> Result<History, Error> {
         History::read(self.conn.get())
             .await
-            .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
+            .on(&self.database, "reading the history under the lock")
     }
 
     /// The applied versions and checksums, read under the lock.
     pub async fn applied(&mut self) -> Result<Vec<Applied>, Error> {
         history::applied(self.conn.get())
             .await
-            .map_err(|e| database_error(&self.database, "reading the history under the lock", e))
+            .on(&self.database, "reading the history under the lock")
     }
 
     /// Takes this session's backup of the database, which holds `version` (read under the
@@ -269,7 +271,7 @@ impl Session {
                 };
                 identity::write(conn, &identified)
                     .await
-                    .map_err(|e| database_error(&database, "writing the database's identity", e))?;
+                    .on(&database, "writing the database's identity")?;
                 tracing::info!(database = %database.display(), identity = %identified.identity, "the database gets its identity");
                 self.identity_written = true;
                 identified
@@ -325,7 +327,7 @@ impl Session {
     async fn release(mut self) -> Result<(), Error> {
         let rolled_back = execute(self.conn.get(), "ROLLBACK").await;
         self.conn.close().await;
-        rolled_back.map_err(|e| database_error(&self.database, "rolling back", e))
+        rolled_back.on(&self.database, "rolling back")
     }
 
     /// Rolls back after an error. The backup is removed when the database is provably as it

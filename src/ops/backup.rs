@@ -3,16 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::SqlitePool;
-
 use time::OffsetDateTime;
 
 use crate::backup::{BackupInfo, BackupReason, taken_at_in_name};
 use crate::config::{Backups, Config};
-use crate::connection::display_name;
 use crate::error::{BackupError, Error};
 use crate::history::{Identified, Live};
-use crate::session::{Intent, Mode, Outcome, Session, run_locked};
+use crate::run::database::Database;
+use crate::run::session::{Intent, Mode, Outcome, Session, run_locked};
 
 /// A backup taken on demand, and the database file it belongs to.
 struct Taken {
@@ -29,10 +27,10 @@ impl Outcome for Taken {
 }
 
 /// Takes a backup of the pool's database now and applies retention; returns what it is.
-pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<BackupInfo, Error> {
+pub(crate) async fn backup_now(db: &Database<'_>, config: &Config) -> Result<BackupInfo, Error> {
     let intent = Intent::Backup(BackupReason::Manual);
     let taken = run_locked(
-        pool,
+        db,
         config,
         (Mode::Apply, intent),
         async |session: &mut Session| {
@@ -61,7 +59,7 @@ pub(crate) async fn backup_now(pool: &SqlitePool, config: &Config) -> Result<Bac
         },
     )
     .await?;
-    let dir = config.backup_dir_of(&display_name(pool), &taken.file)?;
+    let dir = config.backup_dir_of(db.name(), &taken.file)?;
     let live = Live::identified(taken.identity);
     config.prune(&dir, &[&taken.path], &live).await;
     let size = std::fs::metadata(&taken.path).map_or(0, |m| m.len());

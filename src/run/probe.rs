@@ -9,8 +9,8 @@ use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
 
 use crate::connection::Guarded;
 use crate::error::Error;
-use crate::execute::value_text;
 use crate::ffi::is_denial;
+use crate::run::script::value_text;
 use crate::source::{Migration, Script, Source};
 
 /// What a probe is expected to say after a script ran.

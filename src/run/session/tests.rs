@@ -33,8 +33,9 @@ async fn big_database(dir: &Path) -> SqlitePool {
 /// when `escape` says so, as a script that got past the authorizer would), then fails.
 async fn failing_run(pool: &SqlitePool, escape: bool) {
     let intent = Intent::Backup(BackupReason::Migrate);
+    let db = Database::resolve(pool).await.unwrap();
     let failed = run_locked(
-        pool,
+        &db,
         &Config::default(),
         (Mode::Apply, intent),
         async |session: &mut Session| {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sqlx::{Row, SqliteConnection};
 
-use crate::connection::database_error;
+use crate::connection::OnDatabase;
 use crate::error::{Error, ForeignKeyViolation};
 
 /// The foreign-key violations present before a run (none are looked for when no table has a
@@ -18,13 +18,13 @@ pub(crate) async fn violations_before(
 ) -> Result<Vec<ForeignKeyViolation>, Error> {
     let has = has_foreign_keys(conn)
         .await
-        .map_err(|e| database_error(database, "listing foreign keys", e))?;
+        .on(database, "listing foreign keys")?;
     if !has {
         return Ok(Vec::new());
     }
     violations(conn)
         .await
-        .map_err(|e| database_error(database, "checking foreign keys before the run", e))
+        .on(database, "checking foreign keys before the run")
 }
 
 /// Fails when the run of `versions` left foreign-key violations that were not there `before`.
@@ -36,7 +36,7 @@ pub(crate) async fn check_no_new_violations(
 ) -> Result<(), Error> {
     let after = violations(conn)
         .await
-        .map_err(|e| database_error(database, "checking foreign keys after the run", e))?;
+        .on(database, "checking foreign keys after the run")?;
     let introduced = new_violations(before, after);
     if introduced.is_empty() {
         Ok(())

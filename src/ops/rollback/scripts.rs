@@ -4,24 +4,23 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sqlx::SqlitePool;
-
 use crate::backup::BackupReason;
 use crate::config::Config;
-use crate::connection::{Guarded, database_error};
+use crate::connection::{Guarded, OnDatabase};
 use crate::error::Error;
-use crate::execute::run_script;
-use crate::foreign_keys::{check_no_new_violations, violations_before};
 use crate::history;
-use crate::plan::{self, Undo};
-use crate::probe::{Effect, Probe, confirm};
 use crate::report::{MigrationAction, MigrationOutcome, RollbackReport};
-use crate::session::{Intent, Mode, Session, run_locked};
+use crate::run::database::Database;
+use crate::run::foreign_keys::{check_no_new_violations, violations_before};
+use crate::run::plan::{self, Undo};
+use crate::run::probe::{Effect, Probe, confirm};
+use crate::run::script::run_script;
+use crate::run::session::{Intent, Mode, Session, run_locked};
 use crate::source::{Script, Source, StoredKind};
 
 /// Rolls back to `to` by scripts; `report` is the report of a rollback that does nothing.
 pub(crate) async fn run(
-    pool: &SqlitePool,
+    db: &Database<'_>,
     source: &Source,
     config: &Config,
     to: i64,
@@ -29,12 +28,9 @@ pub(crate) async fn run(
     report: RollbackReport,
 ) -> Result<RollbackReport, Error> {
     let intent = Intent::Backup(BackupReason::Rollback);
-    let report = run_locked(
-        pool,
-        config,
-        (mode, intent),
-        async |session: &mut Session| undo_locked(session, source, to, report).await,
-    )
+    let report = run_locked(db, config, (mode, intent), async |session: &mut Session| {
+        undo_locked(session, source, to, report).await
+    })
     .await?;
     if mode == Mode::Apply && !report.is_noop() {
         tracing::info!(database = %report.database.display(), from = report.from_version, to, "rolled back by scripts");
@@ -65,7 +61,7 @@ async fn undo_locked(
     let fk_before = violations_before(on.conn, &database).await?;
     history::ensure_current(on.conn)
         .await
-        .map_err(|e| database_error(&database, "updating the history table", e))?;
+        .on(&database, "updating the history table")?;
     let mut undone = Vec::new();
     for step in steps {
         undone.push(undo_one(&mut on, step, mode, &database).await?);
@@ -74,7 +70,7 @@ async fn undo_locked(
     if to == 0 {
         history::drop_table(conn)
             .await
-            .map_err(|e| database_error(&database, "dropping the empty history table", e))?;
+            .on(&database, "dropping the empty history table")?;
     }
     let versions = undone.iter().map(|m| m.version).collect();
     check_no_new_violations(conn, &database, &fk_before, versions).await?;
@@ -127,11 +123,11 @@ async fn undo_one(
     let conn = &mut *on.conn;
     history::delete(conn, version)
         .await
-        .map_err(|e| database_error(database, "deleting the history row", e))?;
+        .on(database, "deleting the history row")?;
     // What it superseded is back (its rollback restored it, as the probes will tell).
     history::clear_superseded(conn, version)
         .await
-        .map_err(|e| database_error(database, "updating the history", e))?;
+        .on(database, "updating the history")?;
     let action = MigrationAction::rolled_back(mode == Mode::DryRun);
     Ok(MigrationOutcome::of(
         (version, description),

@@ -12,10 +12,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::connection::{Guarded, database_error};
+use crate::connection::{Guarded, OnDatabase};
 use crate::error::Error;
 use crate::history::{self, History};
-use crate::probe::probe_many_read_only;
+use crate::run::probe::probe_many_read_only;
 use crate::source::{Migration, Source};
 
 /// The applied migrations (known to `source`, not already superseded) whose effect is present
@@ -34,7 +34,7 @@ pub(crate) async fn present(
         .collect();
     let answers = probe_many_read_only(on, &candidates)
         .await
-        .map_err(|e| database_error(database, "probing the applied migrations", e))?;
+        .on(database, "probing the applied migrations")?;
     Ok(candidates
         .iter()
         .zip(answers)
@@ -58,7 +58,7 @@ pub(crate) async fn record(
     let candidates: Vec<&Migration> = candidates.iter().filter_map(|v| source.get(*v)).collect();
     let answers = probe_many_read_only(on, &candidates)
         .await
-        .map_err(|e| database_error(database, "probing the applied migrations", e))?;
+        .on(database, "probing the applied migrations")?;
     let mut superseded = Vec::new();
     for (migration, answer) in candidates.iter().zip(answers) {
         if !matches!(answer, Ok(0)) {
@@ -69,7 +69,7 @@ pub(crate) async fn record(
         };
         history::set_superseded(on.conn, migration.version(), by)
             .await
-            .map_err(|e| database_error(database, "recording a superseded migration", e))?;
+            .on(database, "recording a superseded migration")?;
         tracing::info!(
             version = migration.version(),
             by,
@@ -91,7 +91,7 @@ pub(crate) async fn record_imported(
     let imported: Vec<&Migration> = imported.iter().filter_map(|v| source.get(*v)).collect();
     let answers = probe_many_read_only(on, &imported)
         .await
-        .map_err(|e| database_error(database, "probing the imported migrations", e))?;
+        .on(database, "probing the imported migrations")?;
     let mut superseded = Vec::new();
     for (migration, answer) in imported.iter().zip(answers) {
         if !matches!(answer, Ok(0)) {
@@ -100,7 +100,7 @@ pub(crate) async fn record_imported(
         if let Some(by) = attribute(migration, &imported) {
             history::set_superseded(on.conn, migration.version(), by)
                 .await
-                .map_err(|e| database_error(database, "recording a superseded migration", e))?;
+                .on(database, "recording a superseded migration")?;
             superseded.push((migration.version(), by));
         }
     }
