@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::backup::{BackupDir, ProgressFn};
 use crate::error::Error;
 use crate::history::Live;
-use crate::run::plan::Newer;
 
 /// Default number of backups kept per database.
 pub const DEFAULT_KEEP_BACKUPS: usize = 10;
@@ -24,6 +23,16 @@ pub(crate) enum Backups {
     Take,
     /// Never: for throw-away databases.
     Skip,
+}
+
+/// Whether a database migrated by a newer build (versions this build does not know) is
+/// accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Newer {
+    /// Refused ([`Error::UnknownVersions`](crate::Error::UnknownVersions)).
+    Refuse,
+    /// Accepted when every unknown version is above every known one: nothing is applied.
+    Accept,
 }
 
 /// Whether a file named for a restore must be proven to be a backup of the database.

@@ -178,7 +178,8 @@ pub(crate) struct LockedRestore(Backup<RawConnection, RawConnection>);
 impl LockedRestore {
     /// Prepares a restore of `backup` into `live` (a connection with no open transaction) and
     /// takes the live database's write lock, copying nothing yet.
-    pub fn lock(live: RawConnection, backup: &Path) -> Result<Self, CopyFailure> {
+    pub fn lock(live: super::Reader, backup: &Path) -> Result<Self, CopyFailure> {
+        let live = live.0;
         let source = RawConnection::open(backup, OpenMode::Existing)
             .map_err(BackupError::sqlite("cannot open the backup"))?;
         let mut restore =
@@ -292,7 +293,7 @@ mod tests {
                 if commit_in_between {
                     writer.exec("INSERT INTO t VALUES (2);").unwrap();
                 }
-                let restore = LockedRestore::lock(reader, &saved).unwrap();
+                let restore = LockedRestore::lock(super::super::Reader(reader), &saved).unwrap();
                 let changed = restore.data_version().unwrap() != before;
                 assert_eq!(changed, commit_in_between, "{mode}");
             }

@@ -12,7 +12,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, LockHolder};
-pub(crate) use runner::{Guarded, RunnerConnection, Use};
+use crate::ffi::{OpenMode, RawConnection};
+pub(crate) use runner::{Guarded, Judged, RunnerConnection, Use};
 pub(crate) use shape::is_read_only;
 
 /// The database as the pool names it, for messages and reports.
@@ -98,6 +99,26 @@ pub(crate) async fn execute(
     sql: &'static str,
 ) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sql).execute(conn).await.map(drop)
+}
+
+/// Opens the database `file` once more and reads it, so that SQLite rolls back a journal that
+/// a failed rollback left behind (a hot journal) now rather than at the next open; true when
+/// the read succeeded (SQLite reads nothing before a hot journal is rolled back).
+pub(crate) async fn recover(file: &Path) -> bool {
+    let file = file.to_owned();
+    let recovered = tokio::task::spawn_blocking(move || {
+        let conn = RawConnection::open(&file, OpenMode::Existing)?;
+        conn.exec("SELECT count(*) FROM sqlite_master")
+    })
+    .await;
+    match recovered {
+        Ok(Ok(())) => true,
+        Ok(Err(failure)) => {
+            tracing::warn!(%failure, "could not read the database after a failed rollback");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Adds the database and what the runner was doing to a sqlx error: the one way the library

@@ -7,12 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::shape::{Reach, reach};
 use super::{OnDatabase, acquire, connect, database_error};
 use crate::error::Error;
-use crate::ffi::{Authorizer, Policy};
+use crate::ffi::{Authorizer, Policy, is_denial};
 
 /// What the runner does on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,44 @@ pub(crate) struct Guarded<'c> {
     pub guard: &'c Authorizer,
 }
 
+/// Why a statement judged by the authorizer did not run to its end.
+#[derive(Debug)]
+pub(crate) enum Judged {
+    /// The authorizer refused it before it ran, and why.
+    Refused(String),
+    /// It failed.
+    Failed(sqlx::Error),
+}
+
+impl Guarded<'_> {
+    /// Runs `sql` (scripts' or probes' SQL), judged by the authorizer; its rows.
+    pub async fn fetch_judged(&mut self, sql: &str) -> Result<Vec<SqliteRow>, Judged> {
+        let judging = self.guard.judging();
+        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(&mut *self.conn)
+            .await;
+        drop(judging);
+        rows.map_err(|e| self.judged(e))
+    }
+
+    /// Runs `sql`, judged by the authorizer, when its rows do not matter.
+    pub async fn execute_judged(&mut self, sql: &str) -> Result<(), Judged> {
+        let judging = self.guard.judging();
+        let done = sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *self.conn)
+            .await;
+        drop(judging);
+        done.map(drop).map_err(|e| self.judged(e))
+    }
+
+    fn judged(&self, error: sqlx::Error) -> Judged {
+        match self.guard.take_refusal() {
+            Some(refusal) if is_denial(&error) => Judged::Refused(refusal.reason),
+            _ => Judged::Failed(error),
+        }
+    }
+}
+
 /// Whose connection the runner works on.
 enum Reached {
     Own(SqliteConnection),
@@ -59,7 +98,23 @@ impl RunnerConnection {
         work: Use,
         policy: Policy,
     ) -> Result<Self, Error> {
-        let mut conn = Reached::open(pool, database, work).await?;
+        let conn = Reached::open(pool, database, work).await?;
+        Self::guarded_by(conn, database, policy).await
+    }
+
+    /// Opens a connection of the runner's own with `options` (a scratch database), with an
+    /// authorizer that judges scripts by `policy` installed.
+    pub async fn connect(
+        options: &sqlx::sqlite::SqliteConnectOptions,
+        database: &Path,
+        policy: Policy,
+    ) -> Result<Self, Error> {
+        let conn = Reached::Own(connect(options, database).await?);
+        Self::guarded_by(conn, database, policy).await
+    }
+
+    /// `conn` with an authorizer that judges scripts by `policy` installed.
+    async fn guarded_by(mut conn: Reached, database: &Path, policy: Policy) -> Result<Self, Error> {
         match Authorizer::install(conn.get(), policy).await {
             Ok(guard) => Ok(RunnerConnection { conn, guard }),
             Err(e) => {

@@ -81,7 +81,7 @@ mod sources {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::BackupError;
+    use crate::error::BackupError;
 
     /// An underlying error is the source, for printers that walk the chain.
     #[test]

@@ -208,5 +208,12 @@ async fn apply_one(
     .await
     .on(database, "recording the migration")?;
     let action = MigrationAction::recorded(method, mode == Mode::DryRun);
-    Ok(MigrationOutcome::new(migration, action, started, notices))
+    let described = (version, migration.description());
+    Ok(MigrationOutcome::of(
+        described,
+        action,
+        started,
+        notices,
+        migration.sql(),
+    ))
 }

@@ -10,7 +10,6 @@ use std::time::Instant;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::source::Migration;
 pub use backups::{BackupInfo, BackupProgress, BackupReason};
 pub use text::UnknownStrategy;
 #[cfg(feature = "cli")]
@@ -66,22 +65,6 @@ pub struct MigrationOutcome {
 }
 
 impl MigrationOutcome {
-    /// The outcome of `action` on `migration`, begun at `started`. Dry runs carry the script
-    /// that would run.
-    pub(crate) fn new(
-        migration: &Migration,
-        action: MigrationAction,
-        started: Instant,
-        notices: Vec<String>,
-    ) -> Self {
-        let script = match action {
-            MigrationAction::WouldApply | MigrationAction::WouldAdopt => migration.sql(),
-            _ => migration.rollback_sql(),
-        };
-        let described = (migration.version(), migration.description());
-        MigrationOutcome::of(described, action, started, notices, script)
-    }
-
     /// The outcome of `action` on the migration `(version, description)`; dry runs carry
     /// `script`, the script that would run.
     pub(crate) fn of(

@@ -316,8 +316,7 @@ mod tests {
         same(MigrationAction::VARIANTS);
         same(MigrationState::VARIANTS);
         same(RollbackStrategy::VARIANTS);
-        same(crate::BackupReason::VARIANTS);
-        same(crate::VerifyProblemKind::VARIANTS);
+        same(crate::report::BackupReason::VARIANTS);
         for strategy in RollbackStrategy::VARIANTS {
             assert_eq!(strategy.as_str().parse::<RollbackStrategy>(), Ok(*strategy));
         }

@@ -5,11 +5,10 @@
 //! source in one round trip to the connection, each answer preceded by a boundary row.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
+use sqlx::{Row, TypeInfo, ValueRef};
 
-use crate::connection::Guarded;
+use crate::connection::{Guarded, Judged};
 use crate::error::Error;
-use crate::ffi::is_denial;
 use crate::run::script::value_text;
 use crate::source::{Migration, Script, Source};
 
@@ -187,12 +186,7 @@ async fn batch(
         // The newline ends a trailing `--` comment of the probe before its `;`.
         sql.push_str(&format!("SELECT '{BOUNDARY}', NULL;\n{probe}\n;\n"));
     }
-    let judging = on.guard.judging();
-    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-        .fetch_all(&mut *on.conn)
-        .await
-        .ok()?;
-    drop(judging);
+    let rows = on.fetch_judged(&sql).await.ok()?;
     let is_boundary = |row: &SqliteRow| {
         row.len() == 2
             && row
@@ -222,18 +216,10 @@ async fn batch(
 async fn answer(on: &mut Guarded<'_>, statement: &str) -> Result<i64, BadAnswer> {
     // The newline ends a trailing `--` comment of the probe.
     let sql = format!("{statement}\n");
-    let judging = on.guard.judging();
-    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-        .fetch_all(&mut *on.conn)
-        .await;
-    drop(judging);
-    match rows {
+    match on.fetch_judged(&sql).await {
         Ok(rows) => check_answer(&rows),
-        Err(e) if is_denial(&e) => match on.guard.take_refusal() {
-            Some(refusal) => Err(BadAnswer::Refused(refusal.reason)),
-            None => Err(BadAnswer::Failed(e)),
-        },
-        Err(e) => Err(BadAnswer::Failed(e)),
+        Err(Judged::Refused(reason)) => Err(BadAnswer::Refused(reason)),
+        Err(Judged::Failed(e)) => Err(BadAnswer::Failed(e)),
     }
 }
 

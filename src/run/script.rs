@@ -2,11 +2,10 @@
 //! the statement and its line; top-level `SELECT`s are the script's notices.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
+use sqlx::{Row, TypeInfo, ValueRef};
 
-use crate::connection::Guarded;
+use crate::connection::{Guarded, Judged};
 use crate::error::{Error, shorten};
-use crate::ffi::{Authorizer, is_denial};
 use crate::source::Script;
 
 /// Runs `script` of migration `version`; returns the non-NULL values of the first column of
@@ -19,14 +18,14 @@ pub(crate) async fn run_script(
 ) -> Result<Vec<String>, Error> {
     let mut notices = Vec::new();
     for statement in script.statements() {
-        let failed = |cause: sqlx::Error, guard: &Authorizer| match guard.take_refusal() {
-            Some(refusal) if is_denial(&cause) => Error::InvalidScript {
+        let failed = |judged| match judged {
+            Judged::Refused(reason) => Error::InvalidScript {
                 path: script.path().to_owned(),
                 line: statement.line(),
                 statement: shorten(statement.sql()),
-                reason: refusal.reason,
+                reason,
             },
-            _ => Error::Statement {
+            Judged::Failed(cause) => Error::Statement {
                 version,
                 path: script.path().to_owned(),
                 line: statement.line(),
@@ -34,17 +33,12 @@ pub(crate) async fn run_script(
                 cause,
             },
         };
-        let query = sqlx::raw_sql(AssertSqlSafe(statement.sql()));
-        let judging = on.guard.judging();
-        let ran = if statement.keyword() == "SELECT" {
-            query.fetch_all(&mut *on.conn).await.map(|rows| {
-                notices.extend(rows.iter().filter_map(|row| value_text(row, 0)));
-            })
+        if statement.keyword() == "SELECT" {
+            let rows = on.fetch_judged(statement.sql()).await.map_err(failed)?;
+            notices.extend(rows.iter().filter_map(|row| value_text(row, 0)));
         } else {
-            query.execute(&mut *on.conn).await.map(drop)
-        };
-        drop(judging);
-        ran.map_err(|cause| failed(cause, on.guard))?;
+            on.execute_judged(statement.sql()).await.map_err(failed)?;
+        }
     }
     Ok(notices)
 }

@@ -6,6 +6,7 @@ mod common;
 mod add;
 mod backups;
 mod connections;
+mod layers;
 mod long_lived;
 mod migrate;
 mod offline_metadata;

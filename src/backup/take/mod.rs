@@ -34,6 +34,18 @@ use super::{BackupReason, ProgressFn, blocking};
 use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::{OpenMode, RawConnection};
 
+/// The connection a backup was read through, handed back with it: holding no lock and no
+/// snapshot, it can tell whether the database changed since ([`data_version`](Self::data_version))
+/// and restore a backup into it ([`LockedRestore::lock`](super::LockedRestore::lock)).
+pub(crate) struct Reader(pub(super) RawConnection);
+
+impl Reader {
+    /// The database's data version as this connection last saw it.
+    pub fn data_version(&self) -> Result<u32, crate::error::SqliteFailure> {
+        self.0.data_version()
+    }
+}
+
 /// A backup written by this run. Dropped without [`keep`](Self::keep), it removes its file,
 /// and the directories this run created for it when nothing else is in them: a run that fails
 /// leaves nothing behind.
@@ -227,7 +239,7 @@ impl Copy {
     /// Phase 2, under the caller's write lock, once the copy is exact: makes it
     /// self-contained, checks that it holds `version`, syncs it and renames it. Hands the
     /// source connection back.
-    pub async fn finish(self, version: i64) -> Result<(NewBackup, RawConnection), Error> {
+    pub async fn finish(self, version: i64) -> Result<(NewBackup, Reader), Error> {
         let path = self.names.partial.clone();
         blocking(move || finish_file(&path))
             .await
@@ -265,7 +277,10 @@ impl Copy {
             ..
         } = self;
         partial.path = complete;
-        Ok((partial, source.expect("the source is back after each use")))
+        Ok((
+            partial,
+            Reader(source.expect("the source is back after each use")),
+        ))
     }
 }
 

@@ -6,11 +6,12 @@
 use std::path::Path;
 
 use super::choose::{self, Chosen, check_restorable};
-use crate::backup::{BackupDir, BackupReason, CopyFailure, LockedRestore, NewBackup, blocking};
+use crate::backup::{
+    BackupDir, BackupReason, CopyFailure, LockedRestore, NewBackup, Reader, blocking,
+};
 use crate::config::{Config, Proof};
 use crate::connection::execute;
 use crate::error::{BackupError, Error, LockHolder};
-use crate::ffi::RawConnection;
 use crate::history::{Identified, Live, identity};
 use crate::report::{RollbackReport, RollbackStrategy};
 use crate::run::database::Database;
@@ -178,7 +179,7 @@ struct PreparedRestore {
     /// The version before the restore.
     from_version: i64,
     /// The connection the safety backup was read through, which will restore.
-    live: RawConnection,
+    live: Reader,
     /// Its data version when the safety backup was taken.
     seen: u32,
     safety: NewBackup,

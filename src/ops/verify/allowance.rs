@@ -60,6 +60,15 @@ pub(super) fn allowances(migration: &Migration) -> Vec<Allowance> {
 mod tests {
     use super::*;
 
+    /// The kinds' names (derived) are the words of their JSON, which allowances use.
+    #[test]
+    fn kinds_are_named_as_in_json() {
+        use strum::VariantArray;
+        for kind in VerifyProblemKind::VARIANTS {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
     #[test]
     fn allowances_name_a_kind_maybe_some_objects_and_a_reason() {
         let a =

@@ -19,13 +19,12 @@ use std::fmt::{self, Display, Formatter};
 use std::path::Path;
 
 use serde::Serialize;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::backup::copy_database;
-use crate::connection::{Guarded, OnDatabase};
+use crate::connection::{Guarded, RunnerConnection};
 use crate::error::Error;
-use crate::ffi::Authorizer;
 use crate::history::History;
 use crate::run::probe::{Effect, Probe, probe};
 use crate::run::script::run_script;
@@ -127,24 +126,13 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
     if let Some(start) = start {
         copy_database(start, &scratch).await?;
     }
-    let mut conn = SqliteConnectOptions::new()
+    let options = SqliteConnectOptions::new()
         .filename(&scratch)
         .create_if_missing(true)
-        .foreign_keys(false)
-        .disable_statement_logging()
-        .connect()
-        .await
-        .map_err(|e| {
-            crate::connection::database_error(&scratch, "opening the scratch database", e)
-        })?;
-    let guard = Authorizer::install(&mut conn, crate::source::judge)
-        .await
-        .on(&scratch, "installing the authorizer")?;
-    let applied = History::read(&mut conn).await.unwrap_or_default();
-    let mut on = Guarded {
-        conn: &mut conn,
-        guard: &guard,
-    };
+        .foreign_keys(false);
+    let mut conn = RunnerConnection::connect(&options, &scratch, crate::source::judge).await?;
+    let mut on = conn.guarded();
+    let applied = History::read(on.conn).await.unwrap_or_default();
     let mut checks = Vec::new();
     for migration in source.migrations() {
         if applied.get(migration.version()).is_some() {
@@ -162,8 +150,7 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
             break;
         }
     }
-    let _ = conn.close().await;
-    guard.connection_closed();
+    conn.close().await;
     Ok(VerifyReport {
         ok: checks.iter().all(|c| c.ok),
         migrations: checks,

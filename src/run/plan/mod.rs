@@ -3,21 +3,12 @@
 
 use std::path::Path;
 
+pub(crate) use crate::config::Newer;
 use crate::error::Error;
 use crate::history::{self, Applied, History, Record};
 use crate::report::{MigrationState, MigrationStatus};
 use crate::run::probe::BadAnswer;
 use crate::source::{Migration, Source};
-
-/// Whether a database migrated by a newer build (versions this build does not know) is
-/// accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Newer {
-    /// Refused ([`Error::UnknownVersions`]).
-    Refuse,
-    /// Accepted when every unknown version is above every known one: nothing is applied.
-    Accept,
-}
 
 /// What `migrate` has to do.
 #[derive(Debug)]

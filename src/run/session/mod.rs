@@ -18,9 +18,9 @@ use crate::backup::{self, BackupDir, BackupReason, Copy, Fresh, Journal, NewBack
 use crate::config::{Backups, Config};
 use crate::connection::{
     Guarded, OnDatabase, RunnerConnection, Use, database_error, execute, is_read_only, lock_error,
+    recover,
 };
 use crate::error::Error;
-use crate::ffi::{OpenMode, RawConnection};
 use crate::history::{self, Applied, History, Identified, Live, identity};
 use crate::run::database::Database;
 
@@ -219,7 +219,7 @@ impl Session {
     pub async fn finish_copy(
         &mut self,
         version: i64,
-    ) -> Result<Option<(NewBackup, crate::ffi::RawConnection)>, Error> {
+    ) -> Result<Option<(NewBackup, backup::Reader)>, Error> {
         if let (None, Some(planned), Some(file)) = (&self.copy, &mut self.planned, &self.file) {
             // Another run changed the database while this one waited for it, and this one
             // still has work: the copy is made now, under the lock.
@@ -378,22 +378,6 @@ impl Session {
             .await;
         now.is_ok_and(|now| now.eq_ignore_ascii_case(&self.journal)) && self.journals()
     }
-}
-
-/// Opens the database `file` once more and reads it, so that SQLite rolls back a journal that
-/// a failed rollback left behind (a hot journal) now rather than at the next open; true when
-/// the read succeeded (SQLite reads nothing before a hot journal is rolled back).
-async fn recover(file: &Path) -> bool {
-    let file = file.to_owned();
-    let recovered = backup::blocking(move || {
-        let conn = RawConnection::open(&file, OpenMode::Existing)?;
-        conn.exec("SELECT count(*) FROM sqlite_master")
-    })
-    .await;
-    if let Err(failure) = &recovered {
-        tracing::warn!(%failure, "could not read the database after a failed rollback");
-    }
-    recovered.is_ok()
 }
 
 #[cfg(test)]
