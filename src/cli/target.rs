@@ -77,8 +77,7 @@ impl Target {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| invalid(format!("is not a valid sqlite: URL: {e}")))?;
         let name = options.get_filename().to_string_lossy().into_owned();
-        let in_memory = format!("{options:?}").contains("in_memory: true");
-        if name.is_empty() || name == ":memory:" || in_memory {
+        if crate::connection::names_no_file(&options) {
             return Err(invalid(
                 "names no database file (an in-memory or temporary database): nothing the \
                  command line migrates would outlive it; point it at a file"

@@ -98,7 +98,11 @@ impl RunnerConnection {
         work: Use,
         policy: Policy,
     ) -> Result<Self, Error> {
-        let conn = Reached::open(pool, database, work).await?;
+        let mut conn = Reached::open(pool, database, work).await?;
+        if let Err(e) = conn.confirm(database, work).await {
+            conn.close().await;
+            return Err(e);
+        }
         Self::guarded_by(conn, database, policy).await
     }
 
@@ -156,6 +160,23 @@ impl RunnerConnection {
 }
 
 impl Reached {
+    /// Confirms on the opened connection what the pool's options said, asking SQLite: a
+    /// connection that writes must not be read-only (`sqlite3_db_readonly`: `mode=ro`,
+    /// `immutable`, a read-only mount or a file that cannot be written alike).
+    async fn confirm(&mut self, database: &Path, work: Use) -> Result<(), Error> {
+        let writes = !matches!(work, Use::Read);
+        if writes
+            && crate::ffi::is_read_only(self.get())
+                .await
+                .on(database, "opening a connection")?
+        {
+            return Err(Error::ReadOnly {
+                database: database.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     async fn open(pool: &SqlitePool, database: &Path, work: Use) -> Result<Self, Error> {
         match reach(pool)? {
             Reach::SameOptions => {

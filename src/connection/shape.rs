@@ -47,10 +47,18 @@ fn is_private(options: &SqliteConnectOptions) -> bool {
             && !(flag(options, "shared_cache") && name.starts_with("file:")))
 }
 
-/// Whether the pool opens its database read-only (`mode=ro`, or `immutable`).
+/// Whether the pool opens its database read-only (`mode=ro`, or `immutable`), as its options
+/// say; the runner's connection asks SQLite again once open ([`crate::ffi::is_read_only`]).
 pub(crate) fn is_read_only(pool: &SqlitePool) -> bool {
     let options = pool.connect_options();
     flag(&options, "read_only") || flag(&options, "immutable")
+}
+
+/// Whether `options` name no database file: an in-memory or temporary database, whatever its
+/// sharing (the command line refuses these: nothing it migrates would outlive it).
+pub(crate) fn names_no_file(options: &SqliteConnectOptions) -> bool {
+    let name = options.get_filename().to_string_lossy();
+    name.is_empty() || name == ":memory:" || flag(options, "in_memory")
 }
 
 /// A boolean setting of `options`. sqlx keeps these private; its `Debug` shows them (and
@@ -168,8 +176,13 @@ mod read_only {
             (format!("sqlite:{path}"), false),
         ] {
             let options = SqliteConnectOptions::from_str(&url).unwrap();
-            let pool = SqlitePoolOptions::new().connect_lazy_with(options);
+            let pool = SqlitePoolOptions::new().connect_lazy_with(options.clone());
             assert_eq!(is_read_only(&pool), read_only, "{url}");
+            // And SQLite, asked on the opened connection, says the same.
+            let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+            let asked = crate::ffi::is_read_only(&mut conn).await.unwrap();
+            assert_eq!(asked, read_only, "{url}");
+            sqlx::Connection::close(conn).await.unwrap();
         }
     }
 }

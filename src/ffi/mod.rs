@@ -85,6 +85,18 @@ pub(crate) fn is_complete(sql: &str) -> bool {
     }
 }
 
+/// Whether SQLite opened the main database of a sqlx connection read-only
+/// (`sqlite3_db_readonly`): asked of SQLite, so it covers `mode=ro`, `immutable` and a file
+/// that cannot be written alike.
+pub(crate) async fn is_read_only(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle();
+    // SAFETY: `db` is the open connection, which sqlx's worker does not use while the handle is
+    // locked; "main" is a NUL-terminated string.
+    let answer = unsafe { sys::sqlite3_db_readonly(db.as_ptr(), c"main".as_ptr()) };
+    Ok(answer == 1)
+}
+
 /// The effective user id of this process: the owner that files it creates get.
 #[cfg(unix)]
 pub(crate) fn effective_uid() -> u32 {

@@ -247,3 +247,99 @@ async fn an_absurd_busy_timeout_is_cut_to_what_sqlite_takes() {
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(backstop::MAX_BUSY_TIMEOUT.as_millis(), i32::MAX as u128);
 }
+
+/// A file SQLite opens read-only although the pool asked for nothing of the sort (a read-only
+/// bind mount as root, a file without write permission otherwise): SQLite is asked once the
+/// runner's connection is open, and every command that writes is `read_only` before it takes
+/// a backup or writes anything.
+#[tokio::test]
+async fn a_file_sqlite_can_only_read_is_refused_before_anything_is_written() {
+    let ws = Workspace::new();
+    migrations(&ws);
+    let home = ws.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let original = home.join("app.sqlite3");
+    exec(
+        &original,
+        "PRAGMA journal_mode = DELETE; CREATE TABLE own (x);",
+    )
+    .await;
+    let (db, _unmount) = match read_only_view(&ws, &home) {
+        Ok(view) => view,
+        Err(why) => {
+            println!("skipped: cannot make a read-only view of the database: {why}");
+            return;
+        }
+    };
+    let before = dump(&db).await;
+    let pool = SqlitePoolOptions::new()
+        .connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    // Backups in a directory that can be written: only the database is read-only.
+    let migrator = ws.migrator().backup_dir(ws.backups_dir());
+    for (command, result) in [
+        ("migrate", migrator.migrate(&pool).await.map(drop)),
+        (
+            "dry-run migrate",
+            migrator.dry_run().migrate(&pool).await.map(drop),
+        ),
+        ("backup", migrator.backup(&pool).await.map(drop)),
+    ] {
+        let err = result.expect_err(command);
+        assert_eq!(err.kind(), "read_only", "{command}: {err}");
+        assert!(err.to_string().contains(&db.display().to_string()), "{err}");
+    }
+    pool.close().await;
+    assert_eq!(dump(&db).await, before);
+    assert_eq!(ws.backup_files(), Vec::<String>::new());
+}
+
+/// Unmounts a bind mount when dropped.
+struct Unmount(Option<std::path::PathBuf>);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(dir)
+                .status();
+        }
+    }
+}
+
+/// The database of `home` seen read-only: through a read-only bind mount as root (whom file
+/// modes do not stop), by its file's mode otherwise.
+fn read_only_view(
+    ws: &Workspace,
+    home: &std::path::Path,
+) -> Result<(std::path::PathBuf, Unmount), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let file = home.join("app.sqlite3");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        return Ok((file, Unmount(None)));
+    }
+    let view = ws.path().join("view");
+    std::fs::create_dir_all(&view).unwrap();
+    let mount = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("mount")
+            .args(args)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "mount {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    };
+    let (home, view_str) = (home.to_str().unwrap(), view.to_str().unwrap());
+    mount(&["--bind", home, view_str])?;
+    let unmount = Unmount(Some(view.clone()));
+    mount(&["-o", "remount,bind,ro", view_str])?;
+    Ok((view.join("app.sqlite3"), unmount))
+}

@@ -158,7 +158,7 @@ struct Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
 
