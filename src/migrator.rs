@@ -121,27 +121,13 @@ impl Migrator {
     /// those whose probe says their effect is present) and commits; on any error the
     /// database is exactly as it was and the backup of this run is removed.
     pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
-        migrate(
-            &Database::resolve(pool).await?,
-            &self.source,
-            &self.config,
-            None,
-            Mode::Apply,
-        )
-        .await
+        self.run(Mode::Apply).migrate(pool, None).await
     }
 
     /// Like [`migrate`](Self::migrate), but stops at `target`, which must be a version of the
     /// source at or above the current one.
     pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
-        migrate(
-            &Database::resolve(pool).await?,
-            &self.source,
-            &self.config,
-            Some(target),
-            Mode::Apply,
-        )
-        .await
+        self.run(Mode::Apply).migrate(pool, Some(target)).await
     }
 
     /// Reports the version, each migration's state, whether its checksum matches and what its
@@ -173,16 +159,9 @@ impl Migrator {
         to_version: i64,
         strategy: RollbackStrategy,
     ) -> Result<RollbackReport, Error> {
-        let (source, config) = (&self.source, &self.config);
-        rollback(
-            &Database::resolve(pool).await?,
-            source,
-            config,
-            to_version,
-            strategy,
-            Mode::Apply,
-        )
-        .await
+        self.run(Mode::Apply)
+            .rollback(pool, to_version, strategy)
+            .await
     }
 
     /// Restores the backup file at `path`, whatever version it holds (also a newer one than
@@ -200,14 +179,9 @@ impl Migrator {
         pool: &SqlitePool,
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
-        let how = (Mode::Apply, self.config.proof());
-        restore_file(
-            &Database::resolve(pool).await?,
-            &self.config,
-            path.as_ref(),
-            how,
-        )
-        .await
+        self.run(Mode::Apply)
+            .restore_file(pool, path.as_ref())
+            .await
     }
 
     /// Moves a database that sqlx migrated to backstop: records every version sqlx applied
@@ -216,13 +190,7 @@ impl Migrator {
     /// source's forward script; a failed sqlx migration or a version the source lacks is
     /// refused. `_sqlx_migrations` is left in place; running it again does nothing.
     pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
-        import_sqlx(
-            &Database::resolve(pool).await?,
-            &self.source,
-            &self.config,
-            Mode::Apply,
-        )
-        .await
+        self.run(Mode::Apply).import_sqlx(pool).await
     }
 
     /// The operations that change a database, as dry runs: each goes through the same checks
@@ -235,7 +203,16 @@ impl Migrator {
     /// # Ok(()) }
     /// ```
     pub fn dry_run(&self) -> DryRun<'_> {
-        DryRun { migrator: self }
+        DryRun {
+            run: self.run(Mode::DryRun),
+        }
+    }
+
+    fn run(&self, mode: Mode) -> Run<'_> {
+        Run {
+            migrator: self,
+            mode,
+        }
     }
 
     /// Takes a backup of the database now and applies retention.
@@ -268,7 +245,7 @@ impl Migrator {
 /// it would do; none changes the database's content or writes a backup.
 #[derive(Debug, Clone, Copy)]
 pub struct DryRun<'m> {
-    migrator: &'m Migrator,
+    run: Run<'m>,
 }
 
 impl DryRun<'_> {
@@ -280,28 +257,12 @@ impl DryRun<'_> {
     /// does not spill changes to the database file mid-transaction (`cache_spill = OFF`), so a
     /// large dry run holds its changes in memory.
     pub async fn migrate(&self, pool: &SqlitePool) -> Result<MigrateReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        migrate(
-            &Database::resolve(pool).await?,
-            source,
-            config,
-            None,
-            Mode::DryRun,
-        )
-        .await
+        self.run.migrate(pool, None).await
     }
 
     /// What [`Migrator::migrate_to`] would do, as [`migrate`](Self::migrate).
     pub async fn migrate_to(&self, pool: &SqlitePool, target: i64) -> Result<MigrateReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        migrate(
-            &Database::resolve(pool).await?,
-            source,
-            config,
-            Some(target),
-            Mode::DryRun,
-        )
-        .await
+        self.run.migrate(pool, Some(target)).await
     }
 
     /// What [`Migrator::rollback`] would do: for a restore, which backup would be restored
@@ -313,16 +274,7 @@ impl DryRun<'_> {
         to_version: i64,
         strategy: RollbackStrategy,
     ) -> Result<RollbackReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        rollback(
-            &Database::resolve(pool).await?,
-            source,
-            config,
-            to_version,
-            strategy,
-            Mode::DryRun,
-        )
-        .await
+        self.run.rollback(pool, to_version, strategy).await
     }
 
     /// What [`Migrator::restore_file`] would do, after the same checks.
@@ -331,26 +283,51 @@ impl DryRun<'_> {
         pool: &SqlitePool,
         path: impl AsRef<Path>,
     ) -> Result<RollbackReport, Error> {
-        let config = &self.migrator.config;
-        restore_file(
-            &Database::resolve(pool).await?,
-            config,
-            path.as_ref(),
-            (Mode::DryRun, config.proof()),
-        )
-        .await
+        self.run.restore_file(pool, path.as_ref()).await
     }
 
     /// What [`Migrator::import_sqlx`] would record, after the same checks.
     pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
+        self.run.import_sqlx(pool).await
+    }
+}
+
+/// The operations that change a database, for real or as dry runs: where the database is
+/// resolved once and handed to the operation with the migrator's source and settings.
+#[derive(Debug, Clone, Copy)]
+struct Run<'m> {
+    migrator: &'m Migrator,
+    mode: Mode,
+}
+
+impl Run<'_> {
+    async fn migrate(self, pool: &SqlitePool, target: Option<i64>) -> Result<MigrateReport, Error> {
         let Migrator { source, config } = self.migrator;
-        import_sqlx(
-            &Database::resolve(pool).await?,
-            source,
-            config,
-            Mode::DryRun,
-        )
-        .await
+        let db = Database::resolve(pool).await?;
+        migrate(&db, source, config, target, self.mode).await
+    }
+
+    async fn rollback(
+        self,
+        pool: &SqlitePool,
+        to: i64,
+        strategy: RollbackStrategy,
+    ) -> Result<RollbackReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        let db = Database::resolve(pool).await?;
+        rollback(&db, source, config, to, strategy, self.mode).await
+    }
+
+    async fn restore_file(self, pool: &SqlitePool, path: &Path) -> Result<RollbackReport, Error> {
+        let config = &self.migrator.config;
+        let db = Database::resolve(pool).await?;
+        restore_file(&db, config, path, (self.mode, config.proof())).await
+    }
+
+    async fn import_sqlx(self, pool: &SqlitePool) -> Result<ImportReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        let db = Database::resolve(pool).await?;
+        import_sqlx(&db, source, config, self.mode).await
     }
 }
 

@@ -136,17 +136,14 @@ impl<T> OnDatabase<T> for Result<T, sqlx::Error> {
 
 /// Wraps a sqlx error with what the runner was doing; recognises files that are not databases.
 pub(crate) fn database_error(database: &Path, context: &str, cause: sqlx::Error) -> Error {
-    if let Some(code) = sqlite_code(&cause) {
-        // SQLITE_CORRUPT (11), SQLITE_NOTADB (26)
-        if code & 0xff == 11 || code & 0xff == 26 {
-            return Error::NotADatabase {
-                database: database.to_owned(),
-                message: cause
-                    .as_database_error()
-                    .map(|e| e.message().to_owned())
-                    .unwrap_or_default(),
-            };
-        }
+    if sqlite_code(&cause).is_some_and(crate::ffi::is_not_a_database_code) {
+        return Error::NotADatabase {
+            database: database.to_owned(),
+            message: cause
+                .as_database_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default(),
+        };
     }
     Error::Database {
         database: database.to_owned(),
@@ -177,7 +174,24 @@ fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
     error.as_database_error()?.code()?.parse().ok()
 }
 
-/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
+/// Whether SQLite said another connection held a lock past the busy timeout.
 pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
-    sqlite_code(error).is_some_and(|c| c & 0xff == 5 || c & 0xff == 6)
+    sqlite_code(error).is_some_and(crate::ffi::is_busy_code)
+}
+
+/// SQLite's busy timeout for `timeout`: milliseconds in a C `int`, a longer wait cut to it.
+pub(crate) fn busy_timeout_ms(timeout: Duration) -> i32 {
+    i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Sets the connection's busy timeout.
+pub(crate) async fn set_busy_timeout(
+    conn: &mut SqliteConnection,
+    timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    let ms = busy_timeout_ms(timeout);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+        .execute(conn)
+        .await
+        .map(drop)
 }

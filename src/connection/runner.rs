@@ -233,7 +233,7 @@ impl Reached {
 async fn apply(conn: &mut SqliteConnection, work: Use) -> Result<String, sqlx::Error> {
     let settings: Vec<(&str, String)> = match work {
         Use::Write { busy_timeout } | Use::DryRun { busy_timeout } => {
-            let ms = busy_timeout.as_millis().min(i32::MAX as u128).to_string();
+            let ms = super::busy_timeout_ms(busy_timeout).to_string();
             let mut settings = vec![("foreign_keys", "OFF".to_owned()), ("busy_timeout", ms)];
             if let Use::DryRun { .. } = work {
                 settings.push(("cache_spill", "OFF".to_owned()));

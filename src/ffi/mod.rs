@@ -69,8 +69,20 @@ impl SqliteFailure {
     /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY` or
     /// `SQLITE_LOCKED`).
     pub fn is_busy(&self) -> bool {
-        matches!(self.code & 0xff, sys::SQLITE_BUSY | sys::SQLITE_LOCKED)
+        is_busy_code(self.code)
     }
+}
+
+/// Whether a result code (primary or extended) says another connection held a lock past the
+/// busy timeout (`SQLITE_BUSY` or `SQLITE_LOCKED`).
+pub(crate) fn is_busy_code(code: i32) -> bool {
+    matches!(code & 0xff, sys::SQLITE_BUSY | sys::SQLITE_LOCKED)
+}
+
+/// Whether a result code (primary or extended) says the file is not a database, or a damaged
+/// one (`SQLITE_NOTADB` or `SQLITE_CORRUPT`).
+pub(crate) fn is_not_a_database_code(code: i32) -> bool {
+    matches!(code & 0xff, sys::SQLITE_NOTADB | sys::SQLITE_CORRUPT)
 }
 
 /// Whether SQLite considers `sql` one or more complete statements (`sqlite3_complete`): the

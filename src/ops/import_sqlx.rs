@@ -167,7 +167,10 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
         .filter(|r| r.method == MigrationState::Imported)
         .map(|r| r.version)
         .collect();
-    report.superseded = supersede::record_imported(&mut on, source, &imported, &database).await?;
+    // Nothing ran here (sqlx ran them): the imported migrations are both the candidates and
+    // what may have removed their effects.
+    let ran: Vec<_> = imported.iter().filter_map(|v| source.get(*v)).collect();
+    report.superseded = supersede::record(&mut on, source, &imported, &ran, &database).await?;
     tracing::info!(database = %database.display(), imported = ?report.imported, "imported sqlx's history");
     Ok(report)
 }

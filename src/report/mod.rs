@@ -152,6 +152,27 @@ pub struct RollbackReport {
 }
 
 impl RollbackReport {
+    /// The report of a rollback that has done nothing yet: the database at `version`, nothing
+    /// restored or rolled back (filled in as the rollback goes).
+    pub(crate) fn at(
+        database: PathBuf,
+        version: i64,
+        strategy: RollbackStrategy,
+        dry_run: bool,
+    ) -> Self {
+        RollbackReport {
+            database,
+            from_version: version,
+            to_version: version,
+            strategy,
+            dry_run,
+            restored_from: None,
+            safety_backup: None,
+            discards_changes_since: None,
+            rolled_back: Vec::new(),
+        }
+    }
+
     /// Whether nothing was (or would be) done: nothing to roll back, nothing restored.
     pub fn is_noop(&self) -> bool {
         self.from_version == self.to_version

@@ -44,7 +44,8 @@ pub(crate) async fn present(
 }
 
 /// At the end of a run: records which of `candidates` (present before or during the run) the
-/// migrations that `ran` superseded. Returns `(superseded, by)` pairs.
+/// migrations that `ran` superseded. Returns `(superseded, by)` pairs. An import is a run in
+/// which sqlx ran them: its candidates and `ran` are both the imported migrations.
 pub(crate) async fn record(
     on: &mut Guarded<'_>,
     source: &Source,
@@ -76,33 +77,6 @@ pub(crate) async fn record(
             "its effect was removed by a later migration"
         );
         superseded.push((migration.version(), by));
-    }
-    Ok(superseded)
-}
-
-/// After an import (nothing ran here; sqlx ran them): records which of `imported` (versions
-/// in order) say 0 now, attributed to a later imported migration. Returns `(superseded, by)`.
-pub(crate) async fn record_imported(
-    on: &mut Guarded<'_>,
-    source: &Source,
-    imported: &[i64],
-    database: &Path,
-) -> Result<Vec<(i64, i64)>, Error> {
-    let imported: Vec<&Migration> = imported.iter().filter_map(|v| source.get(*v)).collect();
-    let answers = probe_many_read_only(on, &imported)
-        .await
-        .on(database, "probing the imported migrations")?;
-    let mut superseded = Vec::new();
-    for (migration, answer) in imported.iter().zip(answers) {
-        if !matches!(answer, Ok(0)) {
-            continue;
-        }
-        if let Some(by) = attribute(migration, &imported) {
-            history::set_superseded(on.conn, migration.version(), by)
-                .await
-                .on(database, "recording a superseded migration")?;
-            superseded.push((migration.version(), by));
-        }
     }
     Ok(superseded)
 }

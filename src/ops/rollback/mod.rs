@@ -34,17 +34,8 @@ pub(crate) async fn rollback(
     let live = db.live().await?;
     let history = &live.history;
     let current = history.current_version();
-    let nothing_to_do = RollbackReport {
-        database: database.clone(),
-        from_version: current,
-        to_version: current,
-        strategy,
-        dry_run: mode == Mode::DryRun,
-        restored_from: None,
-        safety_backup: None,
-        discards_changes_since: None,
-        rolled_back: Vec::new(),
-    };
+    let nothing_to_do =
+        RollbackReport::at(database.clone(), current, strategy, mode == Mode::DryRun);
     if to >= current {
         return Ok(nothing_to_do);
     }

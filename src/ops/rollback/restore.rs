@@ -79,17 +79,12 @@ pub(crate) async fn named_file(
     let dir = config.backup_dir_of(&database, file)?;
     let chosen = choose::by_path(&dir, path, &live, proof).await?;
     let current = live.history.current_version();
-    let report = RollbackReport {
+    let report = RollbackReport::at(
         database,
-        from_version: current,
-        to_version: current,
-        strategy: RollbackStrategy::Backup,
-        dry_run: mode == Mode::DryRun,
-        restored_from: None,
-        safety_backup: None,
-        discards_changes_since: None,
-        rolled_back: Vec::new(),
-    };
+        current,
+        RollbackStrategy::Backup,
+        mode == Mode::DryRun,
+    );
     let target = Target {
         dir: &dir,
         chosen,

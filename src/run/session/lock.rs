@@ -20,7 +20,9 @@ use sqlx::SqliteConnection;
 
 use super::{Intent, Planned, Session, wanted};
 use crate::backup::{self, Fresh, Journal};
-use crate::connection::{OnDatabase, database_error, execute, is_busy, lock_error};
+use crate::connection::{
+    OnDatabase, database_error, execute, is_busy, lock_error, set_busy_timeout,
+};
 use crate::error::{Error, LockHolder};
 use crate::history;
 
@@ -202,16 +204,4 @@ impl Session {
         reset.map_err(failed)?;
         Ok(taken)
     }
-}
-
-/// Sets the connection's busy timeout.
-async fn set_busy_timeout(
-    conn: &mut SqliteConnection,
-    timeout: Duration,
-) -> Result<(), sqlx::Error> {
-    let ms = timeout.as_millis().min(i32::MAX as u128);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
-        .execute(conn)
-        .await
-        .map(drop)
 }
