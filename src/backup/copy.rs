@@ -41,11 +41,7 @@ impl CopyFailure {
                 timeout: busy_timeout,
                 holder: LockHolder::Connection,
             },
-            CopyFailure::Failed(cause) => Error::Backup {
-                database: database.to_owned(),
-                path: path.to_owned(),
-                cause,
-            },
+            CopyFailure::Failed(cause) => cause.at(database, path),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Why a backup failed: the typed cause of [`Error::Backup`](crate::Error::Backup).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::ffi::SqliteFailure;
 
@@ -141,5 +141,15 @@ impl BackupError {
     /// A file-system failure while doing something.
     pub(crate) fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> Self {
         move |cause| BackupError::Io { doing, cause }
+    }
+
+    /// The error of backing up (or restoring) `database`, at the backup file or directory
+    /// `path`: the one way an [`Error::Backup`](super::Error::Backup) is made.
+    pub(crate) fn at(self, database: &Path, path: &Path) -> super::Error {
+        super::Error::Backup {
+            database: database.to_owned(),
+            path: path.to_owned(),
+            cause: self,
+        }
     }
 }

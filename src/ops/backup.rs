@@ -47,14 +47,11 @@ pub(crate) async fn backup_now(db: &Database<'_>, config: &Config) -> Result<Bac
                     identity: identity.clone(),
                     path: backup.keep(),
                 }),
-                (_, file, _) => Err(Error::Backup {
-                    database: session.database().to_owned(),
-                    path: file.map(Path::to_owned).unwrap_or_default(),
-                    cause: match config.backups() {
-                        Backups::Skip => BackupError::Off,
-                        Backups::Take => BackupError::InMemory,
-                    },
-                }),
+                (_, file, _) => Err(match config.backups() {
+                    Backups::Skip => BackupError::Off,
+                    Backups::Take => BackupError::InMemory,
+                }
+                .at(session.database(), file.unwrap_or(Path::new("")))),
             }
         },
     )

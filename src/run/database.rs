@@ -45,11 +45,8 @@ impl<'p> Database<'p> {
 
     /// Its file, or the error of an operation that needs one (`doing` it at `path`).
     pub fn file_for(&self, path: &Path) -> Result<&Path, Error> {
-        self.file().ok_or_else(|| Error::Backup {
-            database: self.name.clone(),
-            path: path.to_owned(),
-            cause: BackupError::InMemory,
-        })
+        self.file()
+            .ok_or_else(|| BackupError::InMemory.at(&self.name, path))
     }
 
     /// Its backups as `config` places them; `None` in memory.

@@ -65,13 +65,12 @@ impl BackupDir {
     /// The backups of the database `file` (named `database` in errors) in `dir`, or in
     /// `backups/` beside the file.
     pub fn of(database: &Path, file: &Path, dir: Option<&Path>) -> Result<Self, Error> {
-        let meta = std::fs::metadata(file).map_err(|cause| Error::Backup {
-            database: database.to_owned(),
-            path: file.to_owned(),
-            cause: BackupError::Io {
+        let meta = std::fs::metadata(file).map_err(|cause| {
+            BackupError::Io {
                 doing: "cannot read the database file's metadata",
                 cause,
-            },
+            }
+            .at(database, file)
         })?;
         let dir = match dir {
             Some(dir) => dir.to_owned(),
@@ -114,11 +113,7 @@ impl BackupDir {
 
     /// A backup error of this database at `path`.
     pub(crate) fn error(&self, path: &Path, cause: BackupError) -> Error {
-        Error::Backup {
-            database: self.database.clone(),
-            path: path.to_owned(),
-            cause,
-        }
+        cause.at(&self.database, path)
     }
 
     /// Locks the directory (`flock` on it) until the guard is dropped. A run creates its

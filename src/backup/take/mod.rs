@@ -99,13 +99,12 @@ async fn open_source(
         Ok(source)
     })
     .await
-    .map_err(|failure| Error::Backup {
-        database: database.to_owned(),
-        path: file.to_owned(),
-        cause: BackupError::Sqlite {
+    .map_err(|failure| {
+        BackupError::Sqlite {
             doing: "cannot open the database",
             failure,
-        },
+        }
+        .at(database, file)
     })
 }
 
@@ -206,11 +205,7 @@ impl Copy {
                 timeout: self.busy_timeout,
                 holder: LockHolder::Connection,
             },
-            cause => Error::Backup {
-                database: self.database.clone(),
-                path: self.names.partial.clone(),
-                cause,
-            },
+            cause => cause.at(&self.database, &self.names.partial),
         }
     }
 

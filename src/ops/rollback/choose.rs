@@ -35,13 +35,12 @@ pub(crate) struct Chosen {
 /// is never passed over for an older one in silence. Backups of another history at `to` (the
 /// database was rolled back by scripts and migrated again since) are passed over.
 pub(crate) async fn by_version(dir: &BackupDir, to: i64, live: &Live) -> Result<Chosen, Error> {
-    let refused = |path: &Path, cause| Error::Backup {
-        database: dir.database().to_owned(),
-        path: path.to_owned(),
-        cause: BackupError::NewestRefused {
+    let refused = |path: &Path, cause| {
+        BackupError::NewestRefused {
             version: to,
             cause: Box::new(cause),
-        },
+        }
+        .at(dir.database(), path)
     };
     for entry in dir.entries()?.iter().filter(|e| !e.untagged) {
         let meta = std::fs::metadata(&entry.path)
@@ -102,11 +101,7 @@ pub(crate) async fn by_path(
     live: &Live,
     proof: Proof,
 ) -> Result<Chosen, Error> {
-    let failed = |cause| Error::Backup {
-        database: dir.database().to_owned(),
-        path: path.to_owned(),
-        cause,
-    };
+    let failed = |cause: BackupError| cause.at(dir.database(), path);
     let meta = std::fs::metadata(path).map_err(|e| failed(BackupError::io("cannot read it")(e)))?;
     if !meta.is_file() {
         let cause = std::io::Error::other("not a regular file");
@@ -171,14 +166,11 @@ pub(crate) async fn check_restorable(db: &Database<'_>, chosen: &Chosen) -> Resu
         })
         .await?;
     if page_size != i64::from(chosen.header.page_size) && journal_mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Backup {
-            database: db.name().to_owned(),
-            path: chosen.path.clone(),
-            cause: BackupError::PageSizeMismatch {
-                backup: chosen.header.page_size,
-                database: u32::try_from(page_size).unwrap_or(0),
-            },
-        });
+        return Err(BackupError::PageSizeMismatch {
+            backup: chosen.header.page_size,
+            database: u32::try_from(page_size).unwrap_or(0),
+        }
+        .at(db.name(), &chosen.path));
     }
     Ok(())
 }

@@ -70,11 +70,7 @@ pub(crate) async fn named_file(
     let live = db.live().await?;
     let file = db.file_for(path)?;
     if same_file(path, file) {
-        return Err(Error::Backup {
-            database,
-            path: path.to_owned(),
-            cause: BackupError::IsTheDatabase,
-        });
+        return Err(BackupError::IsTheDatabase.at(&database, path));
     }
     let dir = config.backup_dir_of(&database, file)?;
     let chosen = choose::by_path(&dir, path, &live, proof).await?;
@@ -145,15 +141,12 @@ async fn restore(
         let now_at = db.history().await?.current_version();
         let safety = safety.keep();
         if now_at != chosen.version {
-            return Err(Error::Backup {
-                database,
-                path: chosen.path,
-                cause: BackupError::RestoredWrongVersion {
-                    expected: chosen.version,
-                    found: now_at,
-                    safety,
-                },
-            });
+            return Err(BackupError::RestoredWrongVersion {
+                expected: chosen.version,
+                found: now_at,
+                safety,
+            }
+            .at(&database, &chosen.path));
         }
         tracing::info!(database = %database.display(), from = from_version, to = chosen.version, backup = %chosen.path.display(), "restored");
         let live = Live::identified(identity);
@@ -210,19 +203,14 @@ async fn prepare(
             }
             let database = session.database().to_owned();
             let Some((safety, live)) = session.finish_copy(current).await? else {
-                return Err(Error::Backup {
-                    database,
-                    path: dir.path().to_owned(),
-                    cause: BackupError::InMemory,
-                });
+                return Err(BackupError::InMemory.at(&database, dir.path()));
             };
-            let seen = live.data_version().map_err(|failure| Error::Backup {
-                database,
-                path: dir.path().to_owned(),
-                cause: BackupError::Sqlite {
+            let seen = live.data_version().map_err(|failure| {
+                BackupError::Sqlite {
                     doing: "cannot read the data version",
                     failure,
-                },
+                }
+                .at(&database, dir.path())
             })?;
             let identity = session.identity().cloned().expect("a backup was taken");
             Ok(Some(PreparedRestore {
