@@ -10,7 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, Sqlite, SqliteConnection, SqlitePool};
 
-use super::shape::{Reach, reach};
+use super::shape::{Reach, private, reach, shares_memory};
 use super::{OnDatabase, acquire, connect, database_error};
 use crate::error::Error;
 use crate::ffi::{Authorizer, Policy, is_denial};
@@ -177,29 +177,44 @@ impl Reached {
         Ok(())
     }
 
+    /// Opens the runner's connection: its own with the pool's options when they reach the
+    /// pool's database, else the pool's one connection. Whether they reach it is read from the
+    /// options, then asked of SQLite on the opened connection (`PRAGMA database_list`): a
+    /// database in memory is shared only with a shared cache, whatever sqlx's settings say.
     async fn open(pool: &SqlitePool, database: &Path, work: Use) -> Result<Self, Error> {
-        match reach(pool)? {
-            Reach::SameOptions => {
-                let mut options = (*pool.connect_options()).clone().create_if_missing(false);
-                options = match work {
-                    Use::Write { busy_timeout } | Use::DryRun { busy_timeout } => {
-                        options.foreign_keys(false).busy_timeout(busy_timeout)
-                    }
-                    Use::Read => options.pragma("query_only", "ON"),
-                };
-                if let Use::DryRun { .. } = work {
-                    options = options.pragma("cache_spill", "OFF");
-                }
-                Ok(Reached::Own(connect(&options, database).await?))
-            }
-            Reach::PoolConnection => {
-                let mut conn = acquire(pool, database).await?;
-                let restore = apply(&mut conn, work)
-                    .await
-                    .on(database, "preparing the pool's connection")?;
-                Ok(Reached::Pool { conn, restore })
-            }
+        if reach(pool)? == Reach::PoolConnection {
+            return Self::pool_connection(pool, database, work).await;
         }
+        let mut options = (*pool.connect_options()).clone().create_if_missing(false);
+        options = match work {
+            Use::Write { busy_timeout } | Use::DryRun { busy_timeout } => {
+                options.foreign_keys(false).busy_timeout(busy_timeout)
+            }
+            Use::Read => options.pragma("query_only", "ON"),
+        };
+        if let Use::DryRun { .. } = work {
+            options = options.pragma("cache_spill", "OFF");
+        }
+        let mut own = connect(&options, database).await?;
+        let in_memory = super::main_file(&mut own)
+            .await
+            .on(database, "locating the database file")?
+            .is_none();
+        if in_memory && !shares_memory(&pool.connect_options()) {
+            let _ = own.close().await;
+            private(pool)?;
+            return Self::pool_connection(pool, database, work).await;
+        }
+        Ok(Reached::Own(own))
+    }
+
+    /// The pool's connection, with the settings `work` needs.
+    async fn pool_connection(pool: &SqlitePool, database: &Path, work: Use) -> Result<Self, Error> {
+        let mut conn = acquire(pool, database).await?;
+        let restore = apply(&mut conn, work)
+            .await
+            .on(database, "preparing the pool's connection")?;
+        Ok(Reached::Pool { conn, restore })
     }
 
     fn get(&mut self) -> &mut SqliteConnection {

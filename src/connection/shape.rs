@@ -1,6 +1,8 @@
 //! What kind of database a pool's options open: a file (or a shared in-memory database) that
 //! another connection with the same options reaches, or a private one that only the pool's own
-//! connection sees; read-only or not.
+//! connection sees; read-only or not. sqlx keeps these settings private, so they are read from
+//! its `Debug` text here, and only here; the runner then asks SQLite on the connection it opened
+//! (`sqlite3_db_readonly`, `PRAGMA database_list`), so a misreading errs on the safe side.
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -25,14 +27,31 @@ pub(crate) fn reach(pool: &SqlitePool) -> Result<Reach, Error> {
     if !is_private(&options) {
         return Ok(Reach::SameOptions);
     }
+    private(pool)
+}
+
+/// How the runner reaches a private database: through the pool's connection when it has at
+/// most one; refused otherwise.
+pub(crate) fn private(pool: &SqlitePool) -> Result<Reach, Error> {
     let max = pool.options().get_max_connections();
     if max > 1 {
         return Err(Error::PrivateDatabase {
-            database: options.get_filename().to_owned(),
+            database: pool.connect_options().get_filename().to_owned(),
             max_connections: max,
         });
     }
     Ok(Reach::PoolConnection)
+}
+
+/// Whether connections with `options` that open a database in memory share it: only with a
+/// shared cache and a URI name (`file:...`). Asked once SQLite says the database is in memory
+/// (a setting sqlx's `Debug` does not show reads as not shared: the safe side).
+pub(crate) fn shares_memory(options: &SqliteConnectOptions) -> bool {
+    flag(options, "shared_cache")
+        && options
+            .get_filename()
+            .to_string_lossy()
+            .starts_with("file:")
 }
 
 /// Whether every new connection with `options` opens a new, private database.
@@ -41,10 +60,7 @@ fn is_private(options: &SqliteConnectOptions) -> bool {
     // ":memory:" is private whatever the flags, and "" is a private temporary database (an
     // in-memory one too). An in-memory database is shared only with a shared cache and a URI
     // name (`file:...`, as `sqlite::memory:` gets); the tests below check it against SQLite.
-    name.is_empty()
-        || name == ":memory:"
-        || (flag(options, "in_memory")
-            && !(flag(options, "shared_cache") && name.starts_with("file:")))
+    name.is_empty() || name == ":memory:" || (flag(options, "in_memory") && !shares_memory(options))
 }
 
 /// Whether the pool opens its database read-only (`mode=ro`, or `immutable`), as its options

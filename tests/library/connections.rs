@@ -31,6 +31,12 @@ fn private_options() -> Vec<(&'static str, SqliteConnectOptions)> {
             "sqlite:",
             SqliteConnectOptions::from_str("sqlite:").unwrap(),
         ),
+        // A URI file name given as a path: sqlx's settings say "a file", SQLite opens a new
+        // in-memory database for every connection (only the opened connection tells).
+        (
+            ".filename(\"file:ghost?mode=memory\")",
+            SqliteConnectOptions::new().filename("file:ghost?mode=memory"),
+        ),
     ]
 }
 
