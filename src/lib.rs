@@ -22,7 +22,7 @@
 //!
 //! # Migration files
 //!
-//! Each migration is three files in one directory (see [`source`] for the rules):
+//! Each migration is three files in one directory (see [`Source`] for the rules):
 //!
 //! ```text
 //! migrations/001_create_users.sql            the forward script
@@ -100,10 +100,20 @@
 //! other's backups, even where a file system reuses inodes and gives no birth time. Backups get no permission the database lacks; a backup directory or file
 //! that another user owns or can write is refused ([`Error::UnsafeBackupPath`]).
 //!
+//! # Dry runs
+//!
+//! [`Migrator::dry_run`] gives every operation that changes a database as a dry run
+//! ([`DryRun`]): `migrator.dry_run().migrate(&pool)`, `.rollback(..)`, `.restore_file(..)`,
+//! `.import_sqlx(..)`. Each goes through the same checks and returns the same report, marked
+//! as a dry run; none changes the database or writes a backup.
+//!
 //! # Errors
 //!
 //! Every method returns [`Error`], whose variants name the file, version, statement or path
-//! at fault. Whenever an error is returned, the database is as it was.
+//! at fault; [`Error::kind`] is a stable snake_case name for each variant (what the command
+//! line prints under `--json`), and [`std::error::Error::source`] gives the underlying cause (a
+//! sqlx error, a [`BackupError`], an I/O error). Whenever an error is returned, the database is
+//! as it was.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

@@ -124,7 +124,8 @@ pub enum RollbackStrategy {
 }
 
 /// The outcome of [`Migrator::rollback`](crate::Migrator::rollback) or
-/// [`rollback_dry_run`](crate::Migrator::rollback_dry_run).
+/// [`Migrator::restore_file`](crate::Migrator::restore_file), or of their dry runs
+/// ([`DryRun`](crate::DryRun)).
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct RollbackReport {

@@ -1,19 +1,5 @@
-//! Finding, parsing, validating and checksumming migration files.
-//!
-//! A migration is three files in one directory:
-//!
-//! | file | what it holds |
-//! |---|---|
-//! | `NNN_description.sql` | the forward script |
-//! | `NNN_description.rollback.sql` | the script that undoes it |
-//! | `NNN_description.probe.sql` | one `SELECT` returning one row, one integer: `1` when the forward script's effect is present, `0` when not |
-//!
-//! `NNN` is the version, a positive integer (zero-padding is customary and ignored);
-//! `description` is made of ASCII letters, digits, `_` and `-`. Files that do not end in
-//! `.sql`, hidden files and sub-directories are ignored.
-//!
-//! Loading validates everything before any database is touched, and every error names the
-//! file at fault (see [`Error`]).
+//! Finding, parsing, validating and checksumming migration files (the rules are on
+//! [`Source`], which users see).
 
 mod checksum;
 mod file_name;
@@ -35,7 +21,21 @@ pub(crate) use script::{Script, StoredKind};
 
 /// An ordered, validated set of migrations, loaded from a directory or embedded in the binary.
 ///
-/// Both ways of loading give the same `Source` for the same files.
+/// A migration is three files in one directory:
+///
+/// | file | what it holds |
+/// |---|---|
+/// | `NNN_description.sql` | the forward script |
+/// | `NNN_description.rollback.sql` | the script that undoes it |
+/// | `NNN_description.probe.sql` | one `SELECT` returning one row, one integer: `1` when the forward script's effect is present, `0` when not |
+///
+/// `NNN` is the version, a positive integer (zero-padding is customary and ignored);
+/// `description` is made of ASCII letters, digits, `_` and `-`. Files that do not end in
+/// `.sql`, hidden files and sub-directories are ignored.
+///
+/// Loading validates everything before any database is touched, and every error names the
+/// file at fault (see [`Error`]). Both ways of loading give the same `Source` for the same
+/// files.
 #[derive(Debug, Clone)]
 pub struct Source {
     migrations: Vec<Migration>,
@@ -113,8 +113,8 @@ impl Source {
     /// Loads every migration of a directory.
     ///
     /// # Errors
-    /// [`Error::Io`] when the directory cannot be read, and the validation errors listed in
-    /// the [module documentation](self).
+    /// [`Error::Io`] when the directory cannot be read, and the validation errors listed on
+    /// [`Source`].
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, Error> {
         let dir = dir.as_ref();
         let io = |cause| Error::Io {

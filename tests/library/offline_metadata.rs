@@ -58,6 +58,6 @@ fn sqlx_data_json_matches_the_sqlx_directory() {
             .expect("sqlx-data.json is JSON");
     assert!(
         actual == expected,
-        "sqlx-data.json disagrees with .sqlx/: run `UPDATE_SQLX_DATA=1 cargo test --test offline_metadata`"
+        "sqlx-data.json disagrees with .sqlx/: run `UPDATE_SQLX_DATA=1 cargo test --test library offline_metadata`"
     );
 }
