@@ -301,51 +301,23 @@ async fn a_file_sqlite_can_only_read_is_refused_before_anything_is_written() {
     assert_eq!(ws.backup_files(), Vec::<String>::new());
 }
 
-/// Unmounts a bind mount when dropped.
-struct Unmount(Option<std::path::PathBuf>);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(dir)
-                .status();
-        }
-    }
-}
-
 /// The database of `home` seen read-only: through a read-only bind mount as root (whom file
 /// modes do not stop), by its file's mode otherwise.
 fn read_only_view(
     ws: &Workspace,
     home: &std::path::Path,
-) -> Result<(std::path::PathBuf, Unmount), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+) -> Result<(std::path::PathBuf, Option<Mounted>), String> {
+    if !running_as_root() {
         use std::os::unix::fs::PermissionsExt;
         let file = home.join("app.sqlite3");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
-        return Ok((file, Unmount(None)));
+        return Ok((file, None));
     }
     let view = ws.path().join("view");
     std::fs::create_dir_all(&view).unwrap();
-    let mount = |args: &[&str]| -> Result<(), String> {
-        let out = std::process::Command::new("mount")
-            .args(args)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "mount {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        }
-    };
-    let (home, view_str) = (home.to_str().unwrap(), view.to_str().unwrap());
-    mount(&["--bind", home, view_str])?;
-    let unmount = Unmount(Some(view.clone()));
-    mount(&["-o", "remount,bind,ro", view_str])?;
-    Ok((view.join("app.sqlite3"), unmount))
+    let mount = || std::process::Command::new("mount");
+    system(mount().arg("--bind").arg(home).arg(&view))?;
+    let mounted = Mounted { dir: view.clone() };
+    system(mount().args(["-o", "remount,bind,ro"]).arg(&view))?;
+    Ok((view.join("app.sqlite3"), Some(mounted)))
 }

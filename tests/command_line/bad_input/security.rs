@@ -13,11 +13,6 @@ use crate::common::*;
 /// A user id other than the one running the tests (nobody).
 const OTHER_UID: u32 = 65534;
 
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use backstop::RollbackStrategy;
 
-use super::{database, marker, migrations, running_as_root};
+use super::{database, marker, migrations};
 use crate::common::*;
 
 /// The tag in a backup's name (`<db>.backup-<tag>-<time>-v<n>-<reason>.sqlite3`).
@@ -151,42 +151,25 @@ async fn query_text(path: &Path, sql: &str) -> String {
     value.unwrap_or_default()
 }
 
-/// Unmounts (and removes) a loop-mounted image when dropped.
-struct Mounted {
-    dir: PathBuf,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
 /// Mounts a new ext4 image made with 128-byte inodes (no birth time) at `dir`; `None`, with
 /// the reason, when this machine cannot (not root, no mkfs.ext4, no loop device).
 fn ext4_without_birth_times(image: &Path, dir: &Path) -> Result<Mounted, String> {
     if !running_as_root() {
         return Err("not running as root".into());
     }
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "{cmd:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        }
-    };
-    run(Command::new("truncate").args(["-s", "64M"]).arg(image))?;
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-I", "128"])
-        .arg(image))?;
+    system(Command::new("truncate").args(["-s", "64M"]).arg(image))?;
+    system(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-I", "128"])
+            .arg(image),
+    )?;
     std::fs::create_dir_all(dir).unwrap();
-    run(Command::new("mount")
-        .args(["-o", "loop"])
-        .arg(image)
-        .arg(dir))?;
+    system(
+        Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(dir),
+    )?;
     Ok(Mounted {
         dir: dir.to_owned(),
     })

@@ -16,11 +16,6 @@ use serde_json::Value;
 /// A user id that is not the one running the tests (nobody).
 const OTHER_UID: u32 = 65534;
 
-pub(crate) fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
