@@ -14,7 +14,9 @@ use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 use crate::error::{Error, LockHolder};
 use crate::ffi::{OpenMode, RawConnection};
 pub(crate) use runner::{Guarded, Judged, RunnerConnection, Use};
-pub(crate) use shape::{is_read_only, names_no_file};
+pub(crate) use shape::is_read_only;
+#[cfg(feature = "cli")]
+pub(crate) use shape::names_no_file;
 
 /// The database as the pool names it, for messages and reports.
 pub(crate) fn display_name(pool: &SqlitePool) -> PathBuf {

@@ -72,6 +72,7 @@ pub(crate) fn is_read_only(pool: &SqlitePool) -> bool {
 
 /// Whether `options` name no database file: an in-memory or temporary database, whatever its
 /// sharing (the command line refuses these: nothing it migrates would outlive it).
+#[cfg(feature = "cli")]
 pub(crate) fn names_no_file(options: &SqliteConnectOptions) -> bool {
     let name = options.get_filename().to_string_lossy();
     name.is_empty() || name == ":memory:" || flag(options, "in_memory")

@@ -1,10 +1,12 @@
 //! The history table, `_backstop_migrations`: one row per applied migration.
 //!
-//! Its only definition is `src/history/history.sql`. Every query on it is checked at compile
-//! time by sqlx's macros against a development database built from that file (offline
-//! metadata in `.sqlx/`). Reading is here; writing, and bringing a table of an older build up
+//! Its only definition is `src/history/history.sql`. Its queries are checked at compile time by
+//! sqlx's macros against a development database built from that file (offline metadata in
+//! `.sqlx/`) in the build CI makes ([`checked`]). Reading is here; writing, and bringing a table of an older build up
 //! to the current definition, in [`write`].
 
+#[macro_use]
+mod checked;
 pub(crate) mod identity;
 pub(crate) mod sqlx_table;
 mod write;
@@ -20,6 +22,7 @@ pub(crate) use write::{
 };
 
 /// A row as read, before its method is parsed.
+#[cfg_attr(feature = "checked-queries", allow(dead_code))]
 struct Row {
     version: i64,
     description: String,
@@ -29,6 +32,23 @@ struct Row {
     superseded_by: Option<i64>,
     rollback_sql: Option<String>,
     probe_sql: Option<String>,
+}
+
+/// The row's columns by position (their names carry the macros' type overrides).
+impl sqlx::FromRow<'_, sqlx::sqlite::SqliteRow> for Row {
+    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Row {
+            version: row.try_get(0)?,
+            description: row.try_get(1)?,
+            checksum: row.try_get(2)?,
+            applied_at: row.try_get(3)?,
+            method: row.try_get(4)?,
+            superseded_by: row.try_get(5)?,
+            rollback_sql: row.try_get(6)?,
+            probe_sql: row.try_get(7)?,
+        })
+    }
 }
 
 impl TryFrom<Row> for Record {
@@ -99,7 +119,8 @@ pub(crate) struct Applied {
 /// migration: each row that sqlx streams from its worker thread can cost the caller a
 /// wake-up, and with a thousand migrations those dominated a `migrate` with nothing to do.
 pub(crate) async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>, sqlx::Error> {
-    let pairs = sqlx::query_scalar!(
+    let pairs = checked::fetch_scalar!(
+        Option<String>,
         r#"SELECT group_concat(version || ' ' || checksum, ',') AS "pairs?: String"
            FROM _backstop_migrations"#
     )
@@ -220,7 +241,7 @@ impl History {
     pub async fn read(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
         // An older build's table lacks the newer columns: they read as NULL.
         let rows = if write::is_current(conn).await? {
-            sqlx::query_as!(
+            checked::fetch_rows!(
                 Row,
                 r#"SELECT version AS "version!", description, checksum,
                           applied_at AS "applied_at: OffsetDateTime", method, superseded_by,
@@ -230,7 +251,7 @@ impl History {
             .fetch_all(conn)
             .await
         } else {
-            sqlx::query_as!(
+            checked::fetch_rows!(
                 Row,
                 r#"SELECT version AS "version!", description, checksum,
                           applied_at AS "applied_at: OffsetDateTime", method,

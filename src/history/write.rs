@@ -82,7 +82,7 @@ pub(crate) async fn insert(
 ) -> Result<(), sqlx::Error> {
     let applied_at = OffsetDateTime::now_utc();
     let method = record.method.as_str();
-    sqlx::query!(
+    super::checked::execute!(
         "INSERT INTO _backstop_migrations
              (version, description, checksum, applied_at, execution_ms, method, backup,
               rollback_sql, probe_sql)
@@ -103,7 +103,7 @@ pub(crate) async fn insert(
 }
 
 pub(crate) async fn delete(conn: &mut SqliteConnection, version: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+    super::checked::execute!(
         "DELETE FROM _backstop_migrations WHERE version = ?",
         version
     )
@@ -118,7 +118,7 @@ pub(crate) async fn set_superseded(
     version: i64,
     by: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+    super::checked::execute!(
         "UPDATE _backstop_migrations SET superseded_by = ? WHERE version = ?",
         by,
         version
@@ -133,7 +133,7 @@ pub(crate) async fn clear_superseded(
     conn: &mut SqliteConnection,
     by: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+    super::checked::execute!(
         "UPDATE _backstop_migrations SET superseded_by = NULL WHERE superseded_by = ?",
         by
     )
