@@ -89,6 +89,16 @@ impl Config {
         self.backup_dir = Some(dir);
     }
 
+    #[cfg(feature = "cli")]
+    pub fn backup_dir(&self) -> Option<&Path> {
+        self.backup_dir.as_deref()
+    }
+
+    #[cfg(feature = "cli")]
+    pub fn keep_backups(&self) -> usize {
+        self.keep_backups
+    }
+
     pub fn set_keep_backups(&mut self, keep: usize) {
         self.keep_backups = keep.max(1);
     }
@@ -118,8 +128,8 @@ impl Config {
         self.proof
     }
 
-    pub fn set_progress(&mut self, progress: ProgressFn) {
-        self.progress = Some(progress);
+    pub fn set_progress(&mut self, progress: Option<ProgressFn>) {
+        self.progress = progress;
     }
 
     pub fn busy_timeout(&self) -> Duration {

@@ -142,7 +142,7 @@ pub use ops::import_sqlx::ImportReport;
 pub use ops::verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
 pub use report::{
     BackupInfo, BackupProgress, BackupReason, MigrateReport, MigrationAction, MigrationOutcome,
-    MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport,
+    MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport, StatusSummary,
     UnknownStrategy,
 };
 pub use source::{Checksum, Migration, Source};
@@ -166,7 +166,11 @@ macro_rules! embed_migrations {
     ($dir:tt) => {{
         use $crate::__private::include_dir;
         static DIR: include_dir::Dir<'static> = include_dir::include_dir!($dir);
-        $crate::Source::from_files(DIR.files().map(|f| (f.path(), f.contents())))
+        $crate::__private::embedded(
+            $dir,
+            env!("CARGO_MANIFEST_DIR"),
+            DIR.files().map(|f| (f.path(), f.contents())),
+        )
     }};
 }
 
@@ -175,4 +179,40 @@ pub mod __private {
     #[cfg(feature = "bench")]
     pub use crate::backup::{BenchCopy, STEP_PAGES, bench_copy};
     pub use include_dir;
+
+    use std::path::{Path, PathBuf};
+
+    /// The migrations `embed_migrations!($dir)` embedded in a crate whose manifest is in
+    /// `manifest_dir`, said to come from that directory.
+    pub fn embedded<'f>(
+        dir: &str,
+        manifest_dir: &str,
+        files: impl Iterator<Item = (&'f Path, &'f [u8])>,
+    ) -> Result<crate::Source, crate::Error> {
+        let source = crate::Source::from_files(files)?;
+        Ok(source.embedded_from(embedded_dir(dir, manifest_dir)))
+    }
+
+    /// The directory `include_dir!` reads for `dir`, with `$CARGO_MANIFEST_DIR` the crate's
+    /// manifest directory; `None` when that is not known here: `dir` names another variable,
+    /// or is relative (to the directory the compiler ran in).
+    fn embedded_dir(dir: &str, manifest_dir: &str) -> Option<PathBuf> {
+        let dir = PathBuf::from(dir.replace("$CARGO_MANIFEST_DIR", manifest_dir));
+        (dir.is_absolute() && !dir.to_string_lossy().contains('$')).then_some(dir)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn embedded_directories_are_the_ones_include_dir_reads() {
+            let dir = |d| super::embedded_dir(d, "/src/app");
+            assert_eq!(
+                dir("$CARGO_MANIFEST_DIR/migrations"),
+                Some("/src/app/migrations".into())
+            );
+            assert_eq!(dir("migrations"), None);
+            assert_eq!(dir("/abs/migrations"), Some("/abs/migrations".into()));
+            assert_eq!(dir("$OUT_DIR/migrations"), None);
+        }
+    }
 }

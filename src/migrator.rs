@@ -52,6 +52,21 @@ impl Migrator {
         }
     }
 
+    /// A migrator of `source` with `config` (the command line's: the program's settings with
+    /// its flags and variables over them).
+    #[cfg(feature = "cli")]
+    pub(crate) fn configured(source: Source, config: Config) -> Self {
+        Migrator { source, config }
+    }
+
+    /// The migrator's migrations and settings, apart (for the command line, which draws its
+    /// own progress: a progress callback is dropped).
+    #[cfg(feature = "cli")]
+    pub(crate) fn into_parts(mut self) -> (Source, Config) {
+        self.config.set_progress(None);
+        (self.source, self.config)
+    }
+
     /// Where backups are written (created when missing).
     pub fn backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.set_backup_dir(dir.into());
@@ -105,7 +120,7 @@ impl Migrator {
         mut self,
         report: impl Fn(BackupProgress) + Send + Sync + 'static,
     ) -> Self {
-        self.config.set_progress(Arc::new(report));
+        self.config.set_progress(Some(Arc::new(report)));
         self
     }
 

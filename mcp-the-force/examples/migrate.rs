@@ -7,6 +7,7 @@
 fn main() -> std::process::ExitCode {
     let migrations = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations");
     backstop::cli::Cli::embedded("migrate", migrations)
+        .version(env!("CARGO_PKG_VERSION"))
         .default_database(".mcp-the-force/sessions.sqlite3")
         .run()
 }

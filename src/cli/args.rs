@@ -4,13 +4,18 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT, RollbackStrategy};
+use crate::config::{Config, Newer};
+use crate::{MAX_BUSY_TIMEOUT, RollbackStrategy};
 
 /// Safe SQLite migrations: online backup first, all or nothing, verified rollback.
+///
+/// The settings the program shares with its own migrator (backup directory, backups kept, busy
+/// timeout, newer databases) are taken from the flag, else from the BACKSTOP_* variable, else
+/// from the program's configuration, else from backstop's defaults: the defaults shown are the
+/// program's.
 #[derive(Debug, Parser)]
-#[command(version)]
 pub(crate) struct Args {
     /// The database file (a path, never a URL) [default: $DATABASE_URL (a sqlite: URL), else
     /// the program's default]
@@ -19,24 +24,42 @@ pub(crate) struct Args {
     /// Directory of migration files [default: the program's migrations]
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
-    /// Directory for backups [default: backups/ beside the database file]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Directory for backups [default: the program's, else backups/ beside the database file]
+    #[arg(long, global = true, value_name = "DIR", env = "BACKSTOP_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
     /// Backups of this database to keep
-    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_KEEP_BACKUPS)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "BACKSTOP_KEEP_BACKUPS",
+        required = false
+    )]
     pub keep_backups: usize,
     /// Seconds to wait for other writers before giving up
     #[arg(
         long,
         global = true,
         value_name = "SECONDS",
-        default_value = seconds_text(DEFAULT_BUSY_TIMEOUT),
+        env = "BACKSTOP_BUSY_TIMEOUT",
+        required = false,
         value_parser = parse_seconds
     )]
     pub busy_timeout: Duration,
     /// Accept a database migrated by a newer build (unknown versions above every known one):
-    /// migrate applies nothing and says so, status --check passes
-    #[arg(long, global = true)]
+    /// migrate applies nothing and says so, status --check passes; --allow-newer=false refuses
+    /// it even when the program accepts it
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        env = "BACKSTOP_ALLOW_NEWER",
+        required = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_newer: bool,
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
@@ -112,10 +135,6 @@ pub(crate) enum Command {
     Verify,
 }
 
-fn seconds_text(d: Duration) -> String {
-    d.as_secs_f64().to_string()
-}
-
 /// A `--busy-timeout` that is not a number of seconds SQLite can wait.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 enum BadSeconds {
@@ -125,6 +144,58 @@ enum BadSeconds {
         "{text} is not between 0 and {max} seconds (about 24.8 days, the longest SQLite waits)"
     )]
     OutOfRange { text: String, max: f64 },
+}
+
+/// The command line's arguments, with the program's settings as the defaults of the shared
+/// ones (a variable still wins over them, and a flag over both).
+pub(crate) fn command(name: &str, version: String, program: &Config) -> clap::Command {
+    let command = Args::command().name(name.to_owned()).version(version);
+    let command = match program.backup_dir() {
+        Some(dir) => command.mut_arg("backup_dir", |a| {
+            a.default_value(dir.as_os_str().to_owned())
+        }),
+        None => command,
+    };
+    let allow_newer = program.newer() == Newer::Accept;
+    command
+        .mut_arg("keep_backups", |a| {
+            a.default_value(program.keep_backups().to_string())
+        })
+        .mut_arg("busy_timeout", |a| {
+            a.default_value(program.busy_timeout().as_secs_f64().to_string())
+        })
+        .mut_arg("allow_newer", |a| a.default_value(allow_newer.to_string()))
+}
+
+/// Checks the `BACKSTOP_*` variables that are set, each with its flag's parser, so that a bad
+/// value is reported with the variable's name (clap names only the flag).
+pub(crate) fn check_variables(command: &clap::Command) -> Result<(), clap::Error> {
+    for arg in command.get_arguments() {
+        let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let alone = clap::Command::new("check")
+            .no_binary_name(true)
+            .arg(arg.clone().global(false).env(None::<&str>));
+        let mut flag = std::ffi::OsString::from(format!("--{long}="));
+        flag.push(&value);
+        if let Err(e) = alone.try_get_matches_from([flag]) {
+            let why = e.to_string();
+            let why = why
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            return Err(command.clone().error(
+                clap::error::ErrorKind::InvalidValue,
+                format!("{}={value:?}: {why}", var.to_string_lossy()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds, at most what SQLite can wait.

@@ -7,14 +7,35 @@
 //! fn main() -> std::process::ExitCode {
 //!     let migrations = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations");
 //!     backstop::cli::Cli::embedded("migrate", migrations)
+//!         .version(env!("CARGO_PKG_VERSION"))
 //!         .default_database("data/app.sqlite3")
 //!         .run()
 //! }
 //! ```
 //!
-//! Without a default database, `--database PATH` or `DATABASE_URL` is required. Reports are
-//! printed as their `Display` text, or as JSON with `--json`; errors go to stderr with exit
-//! code 1 (`{"error": ..., "kind": ...}` under `--json`); usage errors exit with 2.
+//! **One configuration.** The command line takes the program's own settings, so that an
+//! operator's `rollback` looks where the service's backups are: [`Cli::configure`] with the
+//! function the service configures its [`Migrator`] with, or [`Cli::new`] with a configured
+//! migrator. Each setting is taken from its flag, else its variable, else the program, else
+//! backstop's default:
+//!
+//! | flag | variable | program |
+//! |---|---|---|
+//! | `--backup-dir DIR` | `BACKSTOP_BACKUP_DIR` | [`Migrator::backup_dir`] |
+//! | `--keep-backups N` | `BACKSTOP_KEEP_BACKUPS` | [`Migrator::keep_backups`] |
+//! | `--busy-timeout SECONDS` | `BACKSTOP_BUSY_TIMEOUT` | [`Migrator::busy_timeout`] |
+//! | `--allow-newer[=BOOL]` | `BACKSTOP_ALLOW_NEWER` (`true`, `false`, `1`, `0`, ...) | [`Migrator::allow_newer_database`] |
+//!
+//! The database is `--database PATH` (a file path, never a URL), else `DATABASE_URL` (a
+//! `sqlite:` URL), else the program's [`default_database`](Cli::default_database). `add`
+//! writes into `--migrations DIR`, else into the directory the program's migrations come from
+//! (embedded from, or read from); never into a `migrations/` that happens to be where it runs.
+//!
+//! Reports are printed as their `Display` text, or as JSON with `--json` (the library's report
+//! values: `database` as it was named, every file a report points to by its absolute path); errors go to stderr with
+//! exit code 1 (`{"error": ..., "kind": ...}` under `--json`); usage errors exit with 2.
+//! `status --check` exits with 1 when the database is not clean, saying why on stderr (kind
+//! `not_clean`).
 
 mod args;
 mod backups;
@@ -26,8 +47,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
+use crate::config::{Config, Newer};
 use crate::{Error, Migrator, Source};
 use args::{Args, Command};
 use backups::BackupTable;
@@ -37,7 +59,7 @@ use target::{Create, Fresh, Target};
 
 /// Where the command line finds its migrations.
 enum Migrations {
-    /// Embedded at build time ([`embed_migrations!`](crate::embed_migrations)).
+    /// Embedded at build time ([`embed_migrations!`](crate::embed_migrations)), or given.
     Embedded(Box<Result<Source, Error>>),
     /// A directory read at run time.
     Dir(PathBuf),
@@ -46,20 +68,37 @@ enum Migrations {
 /// A project's migration command line. See the [module documentation](self).
 pub struct Cli {
     name: String,
+    version: Option<String>,
     migrations: Migrations,
     default_database: Option<PathBuf>,
+    /// The program's settings, under the flags and variables.
+    program: Config,
 }
 
 impl Cli {
+    /// A command line named `name` for the migrations and settings of a configured
+    /// [`Migrator`]: the same backup directory, retention, busy timeout and acceptance of
+    /// newer databases as the program's own runs (flags and `BACKSTOP_*` variables still
+    /// override them). `--migrations DIR` reads a directory instead of its migrations.
+    pub fn new(name: impl Into<String>, migrator: Migrator) -> Self {
+        let (source, program) = migrator.into_parts();
+        Cli {
+            program,
+            ..Cli::embedded(name, Ok(source))
+        }
+    }
+
     /// A command line named `name` for migrations embedded in the binary (the result of
     /// [`embed_migrations!`](crate::embed_migrations); an invalid set is reported when a
-    /// command needs it). `--migrations DIR` reads a directory instead; `add` writes into
-    /// `--migrations`, default `migrations/`.
+    /// command needs it). `--migrations DIR` reads a directory instead; `add` writes into the
+    /// directory they were embedded from (or `--migrations`).
     pub fn embedded(name: impl Into<String>, source: Result<Source, Error>) -> Self {
         Cli {
             name: name.into(),
+            version: None,
             migrations: Migrations::Embedded(Box::new(source)),
             default_database: None,
+            program: Config::default(),
         }
     }
 
@@ -67,10 +106,45 @@ impl Cli {
     /// `add` writes).
     pub fn from_dir(name: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
         Cli {
-            name: name.into(),
             migrations: Migrations::Dir(dir.into()),
-            default_database: None,
+            ..Cli::embedded(name, Ok(Source::empty()))
         }
+    }
+
+    /// The program's settings, made by `settings` (the function the program's own startup
+    /// code configures its [`Migrator`] with), so that the command line backs up to the same
+    /// directory, keeps as many backups, waits as long and accepts the same databases:
+    ///
+    /// ```no_run
+    /// use backstop::Migrator;
+    ///
+    /// /// In the service's library: its settings, for its startup and for its command line.
+    /// fn settings(migrator: Migrator) -> Migrator {
+    ///     migrator.backup_dir("/var/backups/app").keep_backups(20)
+    /// }
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     let migrations = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations");
+    ///     backstop::cli::Cli::embedded("migrate", migrations)
+    ///         .configure(settings)
+    ///         .run()
+    /// }
+    /// ```
+    ///
+    /// Only the settings are taken (not the migrations, nor a progress callback: the command
+    /// line draws its own bar). Flags win over `BACKSTOP_*` variables, which win over these.
+    pub fn configure(mut self, settings: impl FnOnce(Migrator) -> Migrator) -> Self {
+        let (_, program) =
+            settings(Migrator::configured(Source::empty(), self.program)).into_parts();
+        self.program = program;
+        self
+    }
+
+    /// The program's version, printed by `--version` beside backstop's:
+    /// `.version(env!("CARGO_PKG_VERSION"))` in the program's crate.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// The database file used when neither `--database` nor `DATABASE_URL` is given.
@@ -91,7 +165,14 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let command = Args::command().name(self.name.clone());
+        let version = match &self.version {
+            Some(version) => format!("{version} (backstop {})", env!("CARGO_PKG_VERSION")),
+            None => format!("(backstop {})", env!("CARGO_PKG_VERSION")),
+        };
+        let command = args::command(&self.name, version, &self.program);
+        if let Err(e) = args::check_variables(&command) {
+            e.exit();
+        }
         let args = match Args::from_arg_matches(&command.get_matches_from(args)) {
             Ok(args) => args,
             Err(e) => e.exit(),
@@ -134,11 +215,31 @@ impl Cli {
         }
     }
 
-    /// Where `add` writes.
-    fn add_dir(&self, args: &Args) -> PathBuf {
+    /// Where `add` writes: `--migrations`, else the directory the program's migrations come
+    /// from, never another (a `migrations/` that happens to be in the working directory).
+    fn add_dir(&self, args: &Args) -> Result<PathBuf, CliError> {
+        let refuse = |why: String| {
+            Err(CliError::new(
+                CliKind::MigrationsDir,
+                format!("{why}: pass --migrations DIR to say where the new migration goes"),
+            ))
+        };
         match (&args.migrations, &self.migrations) {
-            (Some(dir), _) | (None, Migrations::Dir(dir)) => dir.clone(),
-            (None, Migrations::Embedded(_)) => PathBuf::from("migrations"),
+            (Some(dir), _) | (None, Migrations::Dir(dir)) => Ok(dir.clone()),
+            (None, Migrations::Embedded(source)) => match source.as_ref() {
+                Ok(source) => match source.dir() {
+                    Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
+                    Some(dir) => refuse(format!(
+                        "the program's migrations were embedded from {}, which is not on this \
+                         machine",
+                        dir.display()
+                    )),
+                    None => {
+                        refuse("the program does not say where its migrations come from".into())
+                    }
+                },
+                Err(e) => refuse(format!("the program's migrations do not load ({e})")),
+            },
         }
     }
 
@@ -150,7 +251,7 @@ impl Cli {
         };
         Ok(match &args.command {
             Command::Add { description } => {
-                format.print(&crate::add_migration(self.add_dir(args), description)?);
+                format.print(&crate::add_migration(self.add_dir(args)?, description)?);
                 ExitCode::SUCCESS
             }
             Command::Verify => {
@@ -163,7 +264,16 @@ impl Cli {
                     .on_database(args, format, async |m, pool| m.status(pool).await)
                     .await?;
                 format.print(&report);
-                success(!*check || report.is_clean())
+                if *check && !report.is_clean() {
+                    let why = format!(
+                        "{}: not clean: {}",
+                        report.database.display(),
+                        report.summary
+                    );
+                    format.error(&CliError::new(CliKind::NotClean, why).into());
+                    return Ok(ExitCode::from(1));
+                }
+                ExitCode::SUCCESS
             }
             Command::Migrate { dry_run, target } => {
                 let report = self
@@ -252,16 +362,17 @@ impl Cli {
         work: impl AsyncFnOnce(&Migrator, &sqlx::SqlitePool) -> Result<T, Error>,
     ) -> Result<T, Failure> {
         let target = Target::resolve(args.database.as_deref(), self.default_database.as_deref())?;
-        let source = self.source(args)?;
-        let mut migrator = Migrator::new(source)
-            .keep_backups(args.keep_backups)
-            .busy_timeout(args.busy_timeout);
+        let mut config = self.program.clone();
         if let Some(dir) = &args.backup_dir {
-            migrator = migrator.backup_dir(dir);
+            config.set_backup_dir(dir.clone());
         }
-        if args.allow_newer {
-            migrator = migrator.allow_newer_database();
-        }
+        config.set_keep_backups(args.keep_backups);
+        config.set_busy_timeout(args.busy_timeout);
+        config.set_newer(match args.allow_newer {
+            true => Newer::Accept,
+            false => Newer::Refuse,
+        });
+        let mut migrator = Migrator::configured(self.source(args)?, config);
         let progress =
             (format == Format::Text && std::io::stderr().is_terminal()).then(Progress::default);
         if let Some(progress) = &progress {

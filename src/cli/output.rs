@@ -107,6 +107,12 @@ pub(crate) enum CliKind {
     InvalidArgument,
     /// The command line could not start (its runtime).
     Io,
+    /// `add` does not know where the program's migrations are (and `--migrations` was not
+    /// given).
+    MigrationsDir,
+    /// `status --check` found the database not clean (pending, drifted, modified or unknown
+    /// migrations).
+    NotClean,
 }
 
 /// An error of the command line itself (not of the library), with its kind for `--json`.

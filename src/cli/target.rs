@@ -34,6 +34,17 @@ impl Target {
     /// `--database`, else `DATABASE_URL`, else `default`.
     pub fn resolve(flag: Option<&Path>, default: Option<&Path>) -> Result<Self, CliError> {
         if let Some(path) = flag {
+            if path.to_string_lossy().starts_with("sqlite:") && !path.exists() {
+                return Err(CliError::new(
+                    CliKind::InvalidArgument,
+                    format!(
+                        "--database {}: no such file, and --database takes a file path, never \
+                         a URL: pass the file's path, or set DATABASE_URL={} instead",
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
             return Ok(Target::path(path));
         }
         match std::env::var("DATABASE_URL") {

@@ -4,7 +4,7 @@
 use crate::connection::{OnDatabase, RunnerConnection, Use, execute, read_error};
 use crate::error::Error;
 use crate::history::History;
-use crate::report::StatusReport;
+use crate::report::{StatusReport, StatusSummary};
 use crate::run::database::Database;
 use crate::run::plan::{self, Newer};
 use crate::run::probe::probe_all;
@@ -36,11 +36,14 @@ pub(crate) async fn status(
     let _ = execute(conn.get(), "ROLLBACK").await;
     conn.close().await;
     let (history, probes) = read?;
+    let migrations = plan::status(source, &history, probes);
+    let newer_accepted = newer == Newer::Accept;
     Ok(StatusReport {
         current_version: history.current_version(),
         latest_version: source.latest_version(),
-        migrations: plan::status(source, &history, probes),
-        newer_accepted: newer == Newer::Accept,
+        summary: StatusSummary::of(&migrations, newer_accepted),
+        migrations,
+        newer_accepted,
         database,
     })
 }

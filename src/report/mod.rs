@@ -1,5 +1,10 @@
 //! What the runner did or would do: values returned by [`Migrator`](crate::Migrator), all
 //! serialisable to JSON (the CLI's `--json` output is exactly these values).
+//!
+//! Paths: `database` is the database as the pool names it (the name it was given, so that a
+//! report reads like the command that made it); every file a report points to (a backup, a
+//! safety backup, the file a restore read) is given by its absolute path, whether the backup
+//! directory or the file was given relative or not.
 
 mod backups;
 mod text;
@@ -198,26 +203,68 @@ pub struct StatusReport {
     /// Whether versions of a newer build above every known one are accepted
     /// ([`allow_newer_database`](crate::Migrator::allow_newer_database)).
     pub newer_accepted: bool,
+    /// What the migrations add up to: pending, drifted, modified, unknown, or clean.
+    pub summary: StatusSummary,
 }
 
 impl StatusReport {
     /// Whether nothing is pending, nothing drifted, every checksum matches and every applied
     /// migration is known, or accepted as a newer build's (what `status --check` tests).
     pub fn is_clean(&self) -> bool {
-        let newest_known = self
-            .migrations
+        self.summary.is_clean()
+    }
+}
+
+/// What a [`StatusReport`] counts: the migrations that keep a database from being clean, and
+/// the newer build's versions that were accepted. Its text says what is wrong, in words
+/// ("2 pending, 1 modified"), or "clean".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct StatusSummary {
+    /// Whether the database is clean ([`StatusReport::is_clean`]).
+    pub clean: bool,
+    /// Migrations of the source not applied yet.
+    pub pending: usize,
+    /// Applied migrations whose effect is gone, or pending ones whose effect is present.
+    pub drifted: usize,
+    /// Applied migrations whose file changed since.
+    pub modified: usize,
+    /// Applied versions this build does not know and does not accept.
+    pub unknown: usize,
+    /// A newer build's versions, accepted
+    /// ([`allow_newer_database`](crate::Migrator::allow_newer_database)).
+    pub newer: usize,
+}
+
+impl StatusSummary {
+    /// Counts `migrations` (in version order, as a report holds them).
+    pub(crate) fn of(migrations: &[MigrationStatus], newer_accepted: bool) -> Self {
+        let newest_known = migrations
             .iter()
             .filter(|m| m.known)
             .map(|m| m.version)
             .max()
             .unwrap_or(0);
-        self.migrations.iter().all(|m| {
-            if m.known {
-                m.state != MigrationState::Pending && !m.drift && m.checksum_ok == Some(true)
-            } else {
-                self.newer_accepted && m.version > newest_known
+        let mut summary = StatusSummary::default();
+        for m in migrations {
+            if !m.known {
+                match newer_accepted && m.version > newest_known {
+                    true => summary.newer += 1,
+                    false => summary.unknown += 1,
+                }
+                continue;
             }
-        })
+            summary.pending += usize::from(m.state == MigrationState::Pending);
+            summary.drifted += usize::from(m.drift);
+            summary.modified += usize::from(m.checksum_ok == Some(false));
+        }
+        summary.clean = summary.pending + summary.drifted + summary.modified + summary.unknown == 0;
+        summary
+    }
+
+    /// Whether the database is clean.
+    pub fn is_clean(&self) -> bool {
+        self.clean
     }
 }
 

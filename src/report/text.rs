@@ -9,7 +9,7 @@ use time::macros::format_description;
 
 use super::{
     MigrateReport, MigrationAction, MigrationOutcome, MigrationState, RollbackReport,
-    RollbackStrategy, StatusReport,
+    RollbackStrategy, StatusReport, StatusSummary,
 };
 
 impl MigrationState {
@@ -100,6 +100,7 @@ impl Display for StatusReport {
             "version   {} (latest {})",
             self.current_version, self.latest_version
         )?;
+        writeln!(f, "state     {}", self.summary)?;
         if self.migrations.is_empty() {
             return writeln!(f, "no migrations");
         }
@@ -144,6 +145,32 @@ impl Display for StatusReport {
             if let Some(error) = &m.probe_error {
                 writeln!(f, "probe of {}: {error}", m.version)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Display for StatusSummary {
+    /// `clean`, or what keeps the database from it: `2 pending, 1 modified`; accepted versions
+    /// of a newer build are said after either.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let counts = [
+            (self.pending, "pending"),
+            (self.drifted, "drifted"),
+            (self.modified, "modified"),
+            (self.unknown, "unknown"),
+        ];
+        let wrong: Vec<String> = counts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        match wrong.is_empty() {
+            true => f.write_str("clean")?,
+            false => f.write_str(&wrong.join(", "))?,
+        }
+        if self.newer > 0 {
+            write!(f, " ({} of a newer build, accepted)", self.newer)?;
         }
         Ok(())
     }

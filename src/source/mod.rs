@@ -39,6 +39,8 @@ pub(crate) use script::{Script, StoredKind};
 #[derive(Debug, Clone)]
 pub struct Source {
     migrations: Vec<Migration>,
+    /// The directory the migrations were read from, or embedded from (as the build saw it).
+    dir: Option<PathBuf>,
 }
 
 /// One migration: its version, description, three scripts and checksum.
@@ -147,7 +149,9 @@ impl Source {
             })?;
             files.push((path, bytes));
         }
-        Self::load(files)
+        let mut source = Self::load(files)?;
+        source.dir = Some(dir.to_owned());
+        Ok(source)
     }
 
     /// Loads migrations from files given as `(path, content)` pairs: what
@@ -169,6 +173,29 @@ impl Source {
             })
             .collect();
         Self::load(files)
+    }
+
+    /// The directory the migrations come from: the one [`from_dir`](Self::from_dir) read, or
+    /// the one [`embed_migrations!`](crate::embed_migrations) embedded at build time (as the
+    /// build machine named it; it may not exist where the binary runs). `None` for files
+    /// given by [`from_files`](Self::from_files).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// No migrations.
+    #[cfg(feature = "cli")]
+    pub(crate) fn empty() -> Self {
+        Source {
+            migrations: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// The same migrations, said to come from `dir` (what embedding records).
+    pub(crate) fn embedded_from(mut self, dir: Option<PathBuf>) -> Self {
+        self.dir = dir;
+        self
     }
 
     /// The migrations, in version order.
@@ -279,6 +306,9 @@ impl Source {
                 probe,
             });
         }
-        Ok(Source { migrations })
+        Ok(Source {
+            migrations,
+            dir: None,
+        })
     }
 }

@@ -61,11 +61,10 @@ fn migrate_creates_the_database_and_reports_in_json() {
     let report = json(&out);
     assert_eq!(report["from_version"], 0);
     assert_eq!(report["to_version"], 2);
-    let backup = report["backup"].as_str().expect("a backup path");
-    assert!(
-        Path::new(backup).starts_with(ws.path().join("nested/dir/backups")),
-        "{backup}"
-    );
+    // A new database holds nothing a backup could give back: none is written, and no backup
+    // directory is made for it (before: a backup of the empty file).
+    assert_eq!(report["backup"], Value::Null, "{report}");
+    assert!(!ws.path().join("nested/dir/backups").exists());
     let migrations = report["migrations"].as_array().unwrap();
     assert_eq!(migrations.len(), 2);
     assert_eq!(migrations[0]["version"], 1);
@@ -257,10 +256,27 @@ fn backup_dir_is_honoured_and_a_directory_is_not_a_database() {
             "--backup-dir",
             &db_arg(&backups),
             "migrate",
+            "--target",
+            "1",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!backups.exists(), "a new database is not backed up");
+    let out = run(
+        &ws,
+        &[
+            "--database",
+            &db_arg(&ws.db()),
+            "--backup-dir",
+            &db_arg(&backups),
+            "--json",
+            "migrate",
+        ],
+    );
+    let report = success_json(&out);
     assert_eq!(backups_in(&backups).len(), 1);
+    let backup = report["backup"].as_str().expect("a backup path");
+    assert!(Path::new(backup).starts_with(&backups), "{backup}");
     assert!(!ws.backups_dir().exists());
 
     let out = run(&ws, &["--database", &db_arg(ws.path()), "status"]);
@@ -320,12 +336,4 @@ fn a_closed_or_full_stdout_is_no_failure() {
         "{}",
         stderr(&out)
     );
-}
-
-fn query_versions(db: &Path) -> Vec<i64> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(history(db))
-        .into_iter()
-        .map(|(v, _)| v)
-        .collect()
 }

@@ -8,3 +8,4 @@ mod bad_input;
 mod cli;
 mod cli_database;
 mod processes;
+mod settings;

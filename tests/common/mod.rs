@@ -289,6 +289,15 @@ pub async fn history(path: &Path) -> Vec<(i64, String)> {
     rows
 }
 
+/// The applied versions of the database at `db` (from a synchronous test).
+pub fn query_versions(db: &Path) -> Vec<i64> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(history(db))
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
 /// The CLI binary (`examples/cli.rs`: a project's command line), built once.
 pub fn cli() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

@@ -98,7 +98,7 @@ fn the_command_line_adds_without_opening_a_database() {
     let out = Command::new(cli())
         .current_dir(ws.path())
         .env_remove("DATABASE_URL")
-        .args(["--json", "add", "first_table"])
+        .args(["--migrations", "migrations", "--json", "add", "first_table"])
         .output()
         .unwrap();
     let added = success_json(&out);
@@ -110,7 +110,7 @@ fn the_command_line_adds_without_opening_a_database() {
 
     let out = Command::new(cli())
         .current_dir(ws.path())
-        .args(["--json", "add", "bad name"])
+        .args(["--migrations", "migrations", "--json", "add", "bad name"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -28,7 +28,7 @@ fn two_migrations(ws: &Workspace) {
 }
 
 #[tokio::test]
-async fn fresh_database_is_migrated_with_a_backup_and_history() {
+async fn fresh_database_is_migrated_with_history_and_no_backup_of_nothing() {
     let ws = Workspace::new();
     two_migrations(&ws);
     let pool = ws.pool().await;
@@ -45,24 +45,52 @@ async fn fresh_database_is_migrated_with_a_backup_and_history() {
         [(1, "applied".into()), (2, "applied".into())]
     );
     assert_eq!(query_i64(&ws.db(), "SELECT count(*) FROM people").await, 2);
+    // A new database holds nothing a backup could give back: none is written, and no backup
+    // directory is made (before: a backup of the empty file).
+    assert_eq!(report.backup, None);
+    assert!(!ws.backups_dir().exists());
+}
 
-    let backup = report.backup.expect("a backup was taken");
-    assert!(backup.starts_with(ws.backups_dir()), "{}", backup.display());
-    assert!(
-        backup
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .contains("-v0-migrate"),
-        "{}",
-        backup.display()
-    );
-    // The backup is the (empty) pre-migration database and opens on its own.
-    assert_eq!(
-        query_i64(&backup, "SELECT count(*) FROM sqlite_master").await,
-        0
-    );
-    assert_eq!(ws.backup_files().len(), 1, "{:?}", ws.backup_files());
+/// A database at version 0 that holds anything (a table of its own, or only a `user_version`)
+/// is backed up before it is migrated.
+#[tokio::test]
+async fn a_database_at_version_0_that_holds_something_is_backed_up() {
+    for (what, sql) in [
+        ("a table", "CREATE TABLE notes (body TEXT)"),
+        ("a user_version", "PRAGMA user_version = 7"),
+    ] {
+        let ws = Workspace::new();
+        two_migrations(&ws);
+        let mut conn = connect(&ws.db()).await;
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        let pool = ws.pool().await;
+        let report = ws.migrator().migrate(&pool).await.unwrap();
+        let backup = report.backup.expect(what);
+        assert!(backup.starts_with(ws.backups_dir()), "{}", backup.display());
+        assert!(
+            backup
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains("-v0-migrate"),
+            "{}",
+            backup.display()
+        );
+        // The backup is the pre-migration database and opens on its own.
+        let held = "SELECT (SELECT count(*) FROM sqlite_master) + \
+                    (SELECT user_version FROM pragma_user_version)";
+        assert!(query_i64(&backup, held).await > 0, "{what}");
+        assert_eq!(
+            query_i64(
+                &backup,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'people'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(ws.backup_files().len(), 1, "{:?}", ws.backup_files());
+    }
 }
 
 #[tokio::test]

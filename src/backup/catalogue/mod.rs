@@ -63,7 +63,8 @@ pub(crate) struct BackupDir {
 
 impl BackupDir {
     /// The backups of the database `file` (named `database` in errors) in `dir`, or in
-    /// `backups/` beside the file.
+    /// `backups/` beside the file; made absolute (against the working directory), so that
+    /// every backup a report names is given by its absolute path.
     pub fn of(database: &Path, file: &Path, dir: Option<&Path>) -> Result<Self, Error> {
         let meta = std::fs::metadata(file).map_err(|cause| {
             BackupError::Io {
@@ -76,6 +77,7 @@ impl BackupDir {
             Some(dir) => dir.to_owned(),
             None => file.parent().unwrap_or(Path::new(".")).join("backups"),
         };
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         let db_name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

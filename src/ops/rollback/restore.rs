@@ -115,7 +115,8 @@ async fn restore(
     check_restorable(db, &chosen).await?;
     let nothing_to_do = report.clone();
     report.to_version = chosen.version;
-    report.restored_from = Some(chosen.path.clone());
+    // Absolute, as every file a report names (the user may have given it relative).
+    report.restored_from = Some(std::path::absolute(&chosen.path).unwrap_or(chosen.path.clone()));
     report.discards_changes_since = Some(chosen.taken_at);
     if mode == Mode::DryRun {
         return Ok(report);

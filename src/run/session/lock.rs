@@ -14,6 +14,7 @@
 //!    meanwhile (a checkpointer ran), the lock is released and the copy refreshed without it,
 //!    up to [`COPY_ROUNDS`] times, the last one under the lock.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::SqliteConnection;
@@ -25,6 +26,7 @@ use crate::connection::{
 };
 use crate::error::{Error, LockHolder};
 use crate::history;
+use crate::report::BackupReason;
 
 /// How long the runner tries for the write lock, without waiting in SQLite, while its copy
 /// holds a read snapshot: other writers' commits take milliseconds; a checkpointer waiting for
@@ -43,44 +45,94 @@ impl Session {
         if let (Some(file), Some(reason)) =
             (self.file.clone(), wanted(self.mode, intent, &self.config))
         {
-            let busy_timeout = self.config.busy_timeout();
-            let seen = self.applied_unlocked().await?;
-            let dir = self.config.backup_dir_of(&self.database, &file)?;
-            let created = dir.prepare()?;
-            self.created_backup_dir = !created.is_empty();
-            self.run_lock = Some(dir.lock_runs(busy_timeout).await?);
-            let journal = match self.journal.eq_ignore_ascii_case("wal") {
-                true => Journal::Wal,
-                false => Journal::Rollback,
-            };
-            let now = self.applied_unlocked().await?;
-            let mut planned = Planned {
-                dir,
-                created,
-                reason,
-                journal,
-            };
-            if now == seen {
-                let version = now.last().map_or(0, |a| a.0);
-                let target = (file.as_path(), journal);
-                let created = std::mem::take(&mut planned.created);
-                self.copy = Some(
-                    backup::start(
-                        &planned.dir,
-                        created,
-                        target,
-                        (version, reason),
-                        busy_timeout,
-                        self.config.progress(),
-                    )
-                    .await?,
-                );
+            if matches!(intent, Intent::Backup(_)) && self.holds_nothing().await? {
+                tracing::info!(database = %self.database.display(), "the database holds nothing yet: no backup");
+                self.deferred = Some(reason);
             } else {
-                tracing::info!(database = %self.database.display(), "another run changed the history while this one waited: no copy before the lock");
+                self.copy_before_the_lock(file, reason).await?;
             }
-            self.planned = Some(planned);
         }
         self.take_write_lock().await
+    }
+
+    /// Plans the session's backup and, unless another run changed the history while this one
+    /// waited for its turn, copies the database (without the write lock).
+    async fn copy_before_the_lock(
+        &mut self,
+        file: PathBuf,
+        reason: BackupReason,
+    ) -> Result<(), Error> {
+        let busy_timeout = self.config.busy_timeout();
+        let seen = self.applied_unlocked().await?;
+        let mut planned = self.plan_backup(&file, reason)?;
+        self.run_lock = Some(planned.dir.lock_runs(busy_timeout).await?);
+        let now = self.applied_unlocked().await?;
+        if now == seen {
+            let version = now.last().map_or(0, |a| a.0);
+            let target = (file.as_path(), planned.journal);
+            let created = std::mem::take(&mut planned.created);
+            self.copy = Some(
+                backup::start(
+                    &planned.dir,
+                    created,
+                    target,
+                    (version, reason),
+                    busy_timeout,
+                    self.config.progress(),
+                )
+                .await?,
+            );
+        } else {
+            tracing::info!(database = %self.database.display(), "another run changed the history while this one waited: no copy before the lock");
+        }
+        self.planned = Some(planned);
+        Ok(())
+    }
+
+    /// Where the backup goes (its directory created when missing), and how it is copied.
+    fn plan_backup(&mut self, file: &Path, reason: BackupReason) -> Result<Planned, Error> {
+        let dir = self.config.backup_dir_of(&self.database, file)?;
+        let created = dir.prepare()?;
+        self.created_backup_dir = !created.is_empty();
+        let journal = match self.journal.eq_ignore_ascii_case("wal") {
+            true => Journal::Wal,
+            false => Journal::Rollback,
+        };
+        Ok(Planned {
+            dir,
+            created,
+            reason,
+            journal,
+        })
+    }
+
+    /// Under the lock, for a database that held nothing before it: still nothing (a new or
+    /// empty database: there is nothing a backup could give back, and none is written), or
+    /// the backup is planned now, and copied under the lock (another process wrote meanwhile).
+    pub(super) async fn plan_deferred_backup(&mut self) -> Result<(), Error> {
+        let (Some(reason), Some(file)) = (self.deferred.take(), self.file.clone()) else {
+            return Ok(());
+        };
+        if self.holds_nothing().await? {
+            return Ok(());
+        }
+        self.planned = Some(self.plan_backup(&file, reason)?);
+        Ok(())
+    }
+
+    /// Whether SQLite says the database holds nothing: no table, index, view or trigger, and
+    /// no `user_version` or `application_id` (a new file, or one that was never written).
+    async fn holds_nothing(&mut self) -> Result<bool, Error> {
+        let sql = "SELECT (SELECT count(*) FROM sqlite_schema) + (SELECT user_version FROM \
+                   pragma_user_version) + (SELECT application_id FROM pragma_application_id)";
+        let held: i64 = sqlx::query_scalar(sql)
+            .fetch_one(self.conn.get())
+            .await
+            .on(
+                &self.database,
+                "reading whether the database holds anything",
+            )?;
+        Ok(held == 0)
     }
 
     /// The applied versions and checksums, read without the lock.

@@ -99,6 +99,9 @@ pub(crate) struct Session {
     scripts_ran: bool,
     /// Where and why the session backs the database up, when it does.
     planned: Option<Planned>,
+    /// Why the session would back up a database that held nothing before the lock (planned
+    /// under the lock if it holds something by then).
+    deferred: Option<BackupReason>,
     /// Held while the session backs the database up: other runs of it wait before copying.
     run_lock: Option<RunLock>,
     /// Whether this session created the backup directory (a failed run removes it again).
@@ -152,6 +155,7 @@ impl Session {
             journal: String::new(),
             scripts_ran: false,
             planned: None,
+            deferred: None,
             run_lock: None,
             created_backup_dir: false,
             copy: None,
@@ -220,6 +224,7 @@ impl Session {
         &mut self,
         version: i64,
     ) -> Result<Option<(NewBackup, backup::Reader)>, Error> {
+        self.plan_deferred_backup().await?;
         if let (None, Some(planned), Some(file)) = (&self.copy, &mut self.planned, &self.file) {
             // Another run changed the database while this one waited for it, and this one
             // still has work: the copy is made now, under the lock.
