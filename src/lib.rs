@@ -138,6 +138,7 @@ pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, ForeignKeyViolation, LockHolder, SqliteFailure};
 pub use migrator::{DryRun, Migrator};
 pub use ops::add::{NewMigration, add_migration};
+pub use ops::export_sqlx::ExportReport;
 pub use ops::import_sqlx::ImportReport;
 pub use ops::verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
 pub use report::{

@@ -11,6 +11,7 @@ use crate::backup::BackupProgress;
 use crate::config::{Backups, Config, Proof};
 use crate::error::Error;
 use crate::ops::backup::backup_now;
+use crate::ops::export_sqlx::{ExportReport, export_sqlx};
 use crate::ops::import_sqlx::{ImportReport, import_sqlx};
 use crate::ops::migrate::migrate;
 use crate::ops::rollback::{restore_file, rollback};
@@ -208,6 +209,23 @@ impl Migrator {
         self.run(Mode::Apply).import_sqlx(pool).await
     }
 
+    /// The way back to sqlx: makes sqlx's history (`_sqlx_migrations`, created when missing)
+    /// say what backstop's says, so that a sqlx build whose migrations are these forward
+    /// scripts runs on the database and applies only what comes after. Every applied version
+    /// gets the row sqlx would write for its file (SHA-384 of the forward script, `success`);
+    /// a row of sqlx's for a version that is not applied, whose probe says its effect is
+    /// absent, is removed (backstop rolled it back after an import). One locked transaction
+    /// after a backup; nothing when sqlx's history already agrees.
+    ///
+    /// # Errors
+    /// [`Error::SqlxExportRefused`] listing every version at fault: applied but not among the
+    /// source's migrations (sqlx could not read it), or in sqlx's history only with its effect
+    /// present (sqlx applied it: import first); [`Error::ChecksumMismatch`] for an applied
+    /// file modified since. Nothing is changed.
+    pub async fn export_sqlx(&self, pool: &SqlitePool) -> Result<ExportReport, Error> {
+        self.run(Mode::Apply).export_sqlx(pool).await
+    }
+
     /// The operations that change a database, as dry runs: each goes through the same checks
     /// and reports what it would do, and none changes the database or writes a backup.
     ///
@@ -305,6 +323,11 @@ impl DryRun<'_> {
     pub async fn import_sqlx(&self, pool: &SqlitePool) -> Result<ImportReport, Error> {
         self.run.import_sqlx(pool).await
     }
+
+    /// What [`Migrator::export_sqlx`] would write, after the same checks.
+    pub async fn export_sqlx(&self, pool: &SqlitePool) -> Result<ExportReport, Error> {
+        self.run.export_sqlx(pool).await
+    }
 }
 
 /// The operations that change a database, for real or as dry runs: where the database is
@@ -344,6 +367,12 @@ impl Run<'_> {
         let db = Database::resolve(pool).await?;
         import_sqlx(&db, source, config, self.mode).await
     }
+
+    async fn export_sqlx(self, pool: &SqlitePool) -> Result<ExportReport, Error> {
+        let Migrator { source, config } = self.migrator;
+        let db = Database::resolve(pool).await?;
+        export_sqlx(&db, source, config, self.mode).await
+    }
 }
 
 #[cfg(test)]
@@ -363,11 +392,13 @@ mod tests {
         send(migrator.backups(pool));
         send(migrator.restore_file(pool, "x"));
         send(migrator.import_sqlx(pool));
+        send(migrator.export_sqlx(pool));
         let dry = migrator.dry_run();
         send(dry.migrate(pool));
         send(dry.migrate_to(pool, 1));
         send(dry.rollback(pool, 0, RollbackStrategy::Scripts));
         send(dry.restore_file(pool, "x"));
         send(dry.import_sqlx(pool));
+        send(dry.export_sqlx(pool));
     }
 }

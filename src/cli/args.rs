@@ -119,6 +119,15 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Make sqlx's history (_sqlx_migrations) say what backstop's says, so that a sqlx build
+    /// runs on the database again (a backup is taken first); refuses versions sqlx could not
+    /// read
+    #[command(name = "export-sqlx")]
+    ExportSqlx {
+        /// Report what would be written; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the backups of the database
     Backups,
     /// Take a backup of the database now

@@ -1,7 +1,7 @@
 //! The command line, for any project's migrations (cargo feature `cli`).
 //!
 //! A project gets `status`, `migrate`, `rollback`, `restore`, `backups`, `backup`, `add`,
-//! `verify` and `import-sqlx` for its own migrations with a binary of a few lines, `src/bin/migrate.rs`:
+//! `verify`, `import-sqlx` and `export-sqlx` for its own migrations with a binary of a few lines, `src/bin/migrate.rs`:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -330,6 +330,16 @@ impl Cli {
                     .on_database(args, format, async |m, pool| match dry_run {
                         true => m.dry_run().import_sqlx(pool).await,
                         false => m.import_sqlx(pool).await,
+                    })
+                    .await?;
+                format.print(&report);
+                ExitCode::SUCCESS
+            }
+            Command::ExportSqlx { dry_run } => {
+                let report = self
+                    .on_database(args, format, async |m, pool| match dry_run {
+                        true => m.dry_run().export_sqlx(pool).await,
+                        false => m.export_sqlx(pool).await,
                     })
                     .await?;
                 format.print(&report);

@@ -16,6 +16,15 @@ pub(super) fn format_violations(violations: &[ForeignKeyViolation]) -> String {
         .join(", ")
 }
 
+/// Versions with why, as `3 (why), 4 (why)`.
+pub(super) fn format_versions(versions: &[(i64, String)]) -> String {
+    versions
+        .iter()
+        .map(|(version, why)| format!("{version} ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The backups, each with the version it holds, or `none`.
 pub(super) fn format_backups(backups: &[(PathBuf, Option<i64>)]) -> String {
     if backups.is_empty() {

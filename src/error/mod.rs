@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use crate::ffi::SqliteFailure;
 pub use backup::BackupError;
 pub(crate) use format::shorten;
-use format::{format_backups, format_violations};
+use format::{format_backups, format_versions, format_violations};
 
 /// Everything that can go wrong while loading migrations, migrating, rolling back or
 /// inspecting a database.
@@ -405,6 +405,21 @@ pub enum Error {
         missing: Vec<i64>,
         /// The latest version sqlx applied.
         latest: i64,
+    },
+
+    /// An export to sqlx's history refused: versions whose row sqlx's history cannot be made
+    /// to hold or lose (an applied migration sqlx could not read; a row of sqlx's whose
+    /// migration backstop's history lacks but whose effect is present), each with why.
+    #[error(
+        "sqlx's history of {} cannot be made to say what backstop's says: {}; nothing was changed",
+        database.display(),
+        format_versions(versions)
+    )]
+    SqlxExportRefused {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// Each version at fault, with why.
+        versions: Vec<(i64, String)>,
     },
 
     /// Any other database error, with what the runner was doing.

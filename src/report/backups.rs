@@ -38,6 +38,9 @@ pub enum BackupReason {
     Manual,
     /// Before sqlx's history was imported ([`Migrator::import_sqlx`](crate::Migrator::import_sqlx)).
     Import,
+    /// Before backstop's history was written into sqlx's
+    /// ([`Migrator::export_sqlx`](crate::Migrator::export_sqlx)).
+    Export,
 }
 
 impl BackupReason {

@@ -13,5 +13,6 @@ mod offline_metadata;
 mod rollback;
 mod source;
 mod source_props;
+mod sqlx_export;
 mod sqlx_import;
 mod verify;

@@ -10,12 +10,12 @@ use backstop::{Error, Migrator, RollbackStrategy, Source};
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-fn long_lived() -> PathBuf {
+pub(super) fn long_lived() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/long_lived")
 }
 
 /// A directory with sqlx's view of the set: the forward scripts only, byte for byte.
-fn sqlx_dir(ws: &Workspace) -> PathBuf {
+pub(super) fn sqlx_dir(ws: &Workspace) -> PathBuf {
     let dir = ws.path().join("sqlx-migrations");
     std::fs::create_dir_all(&dir).unwrap();
     for entry in std::fs::read_dir(long_lived()).unwrap() {
@@ -29,14 +29,14 @@ fn sqlx_dir(ws: &Workspace) -> PathBuf {
 }
 
 /// The database migrated by sqlx's own migrator.
-async fn migrated_by_sqlx(ws: &Workspace) -> SqlitePool {
+pub(super) async fn migrated_by_sqlx(ws: &Workspace) -> SqlitePool {
     let pool = ws.pool().await;
     let migrator = sqlx::migrate::Migrator::new(sqlx_dir(ws)).await.unwrap();
     migrator.run(&pool).await.unwrap();
     pool
 }
 
-fn backstop() -> Migrator {
+pub(super) fn backstop() -> Migrator {
     Migrator::new(Source::from_dir(long_lived()).unwrap())
 }
 
