@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 
 use crate::backup::BackupProgress;
 use crate::config::{Backups, Config, Proof};
+use crate::connection::display_name;
 use crate::error::Error;
 use crate::ops::backup::backup_now;
 use crate::ops::export_sqlx::{ExportReport, export_sqlx};
@@ -20,6 +21,7 @@ use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy,
 use crate::run::database::Database;
 use crate::run::plan::Newer;
 use crate::run::session::Mode;
+use crate::run::trace::{self, Operation, traced};
 use crate::source::Source;
 
 /// Migrates a SQLite database with the migrations of a [`Source`].
@@ -150,11 +152,11 @@ impl Migrator {
     /// probe says now. Reads only: its connection is `query_only`, and it takes no lock beyond
     /// a read transaction.
     pub async fn status(&self, pool: &SqlitePool) -> Result<StatusReport, Error> {
-        status(
-            &Database::resolve(pool).await?,
-            &self.source,
-            self.config.newer(),
-        )
+        let span = trace::operation(Operation::Status, &display_name(pool), false);
+        traced(span, async {
+            let db = Database::resolve(pool).await?;
+            status(&db, &self.source, self.config.newer()).await
+        })
         .await
     }
 
@@ -259,7 +261,11 @@ impl Migrator {
     /// the database is in memory, or the copy fails; [`Error::Busy`] when the lock cannot be
     /// taken in time.
     pub async fn backup(&self, pool: &SqlitePool) -> Result<BackupInfo, Error> {
-        backup_now(&Database::resolve(pool).await?, &self.config).await
+        let span = trace::operation(Operation::Backup, &display_name(pool), false);
+        traced(span, async {
+            backup_now(&Database::resolve(pool).await?, &self.config).await
+        })
+        .await
     }
 
     /// Every backup of the pool's database, newest first, with the version each holds (read
@@ -339,10 +345,18 @@ struct Run<'m> {
 }
 
 impl Run<'_> {
+    /// The span of `operation` on the pool's database, in this run's mode.
+    fn span(self, operation: Operation, pool: &SqlitePool) -> tracing::Span {
+        trace::operation(operation, &display_name(pool), self.mode == Mode::DryRun)
+    }
+
     async fn migrate(self, pool: &SqlitePool, target: Option<i64>) -> Result<MigrateReport, Error> {
         let Migrator { source, config } = self.migrator;
-        let db = Database::resolve(pool).await?;
-        migrate(&db, source, config, target, self.mode).await
+        traced(self.span(Operation::Migrate, pool), async {
+            let db = Database::resolve(pool).await?;
+            migrate(&db, source, config, target, self.mode).await
+        })
+        .await
     }
 
     async fn rollback(
@@ -352,26 +366,38 @@ impl Run<'_> {
         strategy: RollbackStrategy,
     ) -> Result<RollbackReport, Error> {
         let Migrator { source, config } = self.migrator;
-        let db = Database::resolve(pool).await?;
-        rollback(&db, source, config, to, strategy, self.mode).await
+        traced(self.span(Operation::Rollback, pool), async {
+            let db = Database::resolve(pool).await?;
+            rollback(&db, source, config, to, strategy, self.mode).await
+        })
+        .await
     }
 
     async fn restore_file(self, pool: &SqlitePool, path: &Path) -> Result<RollbackReport, Error> {
         let config = &self.migrator.config;
-        let db = Database::resolve(pool).await?;
-        restore_file(&db, config, path, (self.mode, config.proof())).await
+        traced(self.span(Operation::Restore, pool), async {
+            let db = Database::resolve(pool).await?;
+            restore_file(&db, config, path, (self.mode, config.proof())).await
+        })
+        .await
     }
 
     async fn import_sqlx(self, pool: &SqlitePool) -> Result<ImportReport, Error> {
         let Migrator { source, config } = self.migrator;
-        let db = Database::resolve(pool).await?;
-        import_sqlx(&db, source, config, self.mode).await
+        traced(self.span(Operation::ImportSqlx, pool), async {
+            let db = Database::resolve(pool).await?;
+            import_sqlx(&db, source, config, self.mode).await
+        })
+        .await
     }
 
     async fn export_sqlx(self, pool: &SqlitePool) -> Result<ExportReport, Error> {
         let Migrator { source, config } = self.migrator;
-        let db = Database::resolve(pool).await?;
-        export_sqlx(&db, source, config, self.mode).await
+        traced(self.span(Operation::ExportSqlx, pool), async {
+            let db = Database::resolve(pool).await?;
+            export_sqlx(&db, source, config, self.mode).await
+        })
+        .await
     }
 }
 

@@ -45,6 +45,9 @@ pub struct ExportReport {
     pub dry_run: bool,
 }
 
+/// An import or export does not change the version.
+impl crate::run::trace::Versions for ExportReport {}
+
 impl Outcome for ExportReport {
     fn changed_database(&self) -> bool {
         !self.written.is_empty() || !self.removed.is_empty()

@@ -41,6 +41,9 @@ pub struct ImportReport {
     pub dry_run: bool,
 }
 
+/// An import or export does not change the version.
+impl crate::run::trace::Versions for ImportReport {}
+
 impl Outcome for ImportReport {
     fn changed_database(&self) -> bool {
         !self.imported.is_empty()

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::run::database::Database;
+use crate::run::trace::{self, Direction};
+use tracing::Instrument;
 
 use crate::backup::BackupReason;
 use crate::config::Config;
@@ -130,8 +132,10 @@ async fn migrate_locked(
     let mut outcomes = Vec::with_capacity(plan.pending.len());
     let mut ran = Vec::new();
     for migration in &plan.pending {
-        let outcome =
-            apply_one(&mut on, migration, mode, backup_name.as_deref(), &database).await?;
+        let span = trace::migration(migration.version(), Direction::Forward);
+        let outcome = apply_one(&mut on, migration, mode, backup_name.as_deref(), &database)
+            .instrument(span)
+            .await?;
         present.push(migration.version());
         if matches!(
             outcome.action,

@@ -13,6 +13,7 @@ mod offline_metadata;
 mod rollback;
 mod source;
 mod source_props;
+mod spans;
 mod sqlx_export;
 mod sqlx_import;
 mod verify;

@@ -16,7 +16,9 @@ use crate::run::plan::{self, Undo};
 use crate::run::probe::{Effect, Probe, confirm};
 use crate::run::script::run_script;
 use crate::run::session::{Intent, Mode, Session, run_locked};
+use crate::run::trace::{self, Direction};
 use crate::source::{Script, Source, StoredKind};
+use tracing::Instrument;
 
 /// Rolls back to `to` by scripts; `report` is the report of a rollback that does nothing.
 pub(crate) async fn run(
@@ -64,7 +66,11 @@ async fn undo_locked(
         .on(&database, "updating the history table")?;
     let mut undone = Vec::new();
     for step in steps {
-        undone.push(undo_one(&mut on, step, mode, &database).await?);
+        let span = trace::migration(step.version(), Direction::Rollback);
+        let outcome = undo_one(&mut on, step, mode, &database)
+            .instrument(span)
+            .await?;
+        undone.push(outcome);
     }
     let conn = on.conn;
     if to == 0 {

@@ -140,6 +140,16 @@ pub(crate) enum Undo<'a> {
     Stored(&'a Record),
 }
 
+impl Undo<'_> {
+    /// The version undone.
+    pub fn version(&self) -> i64 {
+        match self {
+            Undo::Known(migration) => migration.version(),
+            Undo::Stored(record) => record.version,
+        }
+    }
+}
+
 /// The migrations above `to` to undo by script, newest first. A known one must be
 /// unmodified; an unknown one must have its scripts stored in the history.
 pub(crate) fn undo_plan<'a>(

@@ -27,6 +27,8 @@ use crate::connection::{
 use crate::error::{Error, LockHolder};
 use crate::history;
 use crate::report::BackupReason;
+use crate::run::trace::{self, Step};
+use tracing::Instrument;
 
 /// How long the runner tries for the write lock, without waiting in SQLite, while its copy
 /// holds a read snapshot: other writers' commits take milliseconds; a checkpointer waiting for
@@ -49,10 +51,14 @@ impl Session {
                 tracing::info!(database = %self.database.display(), "the database holds nothing yet: no backup");
                 self.deferred = Some(reason);
             } else {
-                self.copy_before_the_lock(file, reason).await?;
+                self.copy_before_the_lock(file, reason)
+                    .instrument(trace::step(Step::Backup))
+                    .await?;
             }
         }
-        self.take_write_lock().await
+        self.take_write_lock()
+            .instrument(trace::step(Step::WriteLock))
+            .await
     }
 
     /// Plans the session's backup and, unless another run changed the history while this one

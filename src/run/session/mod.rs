@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use sqlx::SqliteConnection;
+use tracing::Instrument;
 
 mod lock;
 
@@ -23,6 +24,7 @@ use crate::connection::{
 use crate::error::Error;
 use crate::history::{self, Applied, History, Identified, Live, identity};
 use crate::run::database::Database;
+use crate::run::trace::{self, Step};
 
 /// Whether a run keeps its changes or is a dry run, rolled back whatever happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +214,11 @@ impl Session {
     /// lock): brings the copy made before the lock up to date. Nothing when the session wants
     /// no backup (a dry run, backups off, a database in memory). Call before writing anything.
     pub async fn take_backup(&mut self, version: i64) -> Result<(), Error> {
-        if let Some((backup, _)) = self.finish_copy(version).await? {
+        let finished = self
+            .finish_copy(version)
+            .instrument(trace::step(Step::Backup))
+            .await?;
+        if let Some((backup, _)) = finished {
             self.backup = Some(backup);
         }
         Ok(())
@@ -303,7 +309,13 @@ impl Session {
 
     /// Commits, then applies retention (protecting this session's backup). The backup is kept
     /// before `COMMIT` is sent: once it is sent, it may reach the disk whatever happens next.
-    async fn commit(mut self) -> Result<(), Error> {
+    async fn commit(self) -> Result<(), Error> {
+        self.commit_and_prune()
+            .instrument(trace::step(Step::Commit))
+            .await
+    }
+
+    async fn commit_and_prune(mut self) -> Result<(), Error> {
         let backup = self.backup.take().map(NewBackup::keep);
         tracing::info!(database = %self.database.display(), "committing");
         if let Err(e) = execute(self.conn.get(), "COMMIT").await {
