@@ -37,21 +37,54 @@
 //! (`SELECT 'kept ' || n || ' rows in t_unmerged' FROM (SELECT count(*) AS n FROM t_unmerged)
 //! WHERE n > 0;`).
 //!
-//! # Use
+//! # Use it in your project
+//!
+//! ```toml
+//! [dependencies]
+//! backstop = { version = "0.1", features = ["cli"] }  # "cli" for your own migrate binary
+//! ```
+//!
+//! Any SQLite that sqlx 0.9 accepts works (`libsqlite3-sys` 0.30.1 up). Embed the migrations,
+//! with `println!("cargo:rerun-if-changed=migrations");` in `build.rs` (cargo does not notice
+//! new files in an embedded directory otherwise), and migrate on every start, with the
+//! service's settings in one function that its command line shares:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use backstop::Migrator;
 //! use sqlx::sqlite::SqlitePoolOptions;
 //!
+//! /// The service's settings, for its startup and its `migrate` binary.
+//! fn migrator_settings(migrator: Migrator) -> Migrator {
+//!     migrator.backup_dir("/var/backups/app").keep_backups(20)
+//! }
+//!
 //! let pool = SqlitePoolOptions::new()
 //!     .connect("sqlite:app.sqlite3?mode=rwc")
 //!     .await?;
-//! let migrator = Migrator::new(backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?);
-//! let report = migrator.migrate(&pool).await?;
+//! let source = backstop::embed_migrations!("$CARGO_MANIFEST_DIR/migrations")?;
+//! let report = migrator_settings(Migrator::new(source))
+//!     .allow_newer_database() // rolling deploys: an old instance runs on a newer database
+//!     .migrate(&pool)
+//!     .await?;
 //! println!("version {} -> {}", report.from_version, report.to_version);
 //! # Ok(()) }
 //! ```
+//!
+//! A service almost always wants [`allow_newer_database`](Migrator::allow_newer_database):
+//! during a rolling deploy an old instance that restarts meets versions the new build applied,
+//! and without it refuses the database ([`Error::UnknownVersions`]) and crash-loops.
+//!
+//! - **Your `migrate` binary**: `backstop::cli::Cli` (feature `cli`) gives `status`,
+//!   `migrate`, `rollback`, `restore`, `backups`, `backup`, `add`, `verify`, `import-sqlx` and
+//!   `export-sqlx` in six lines; `Cli::configure` takes the same settings function, and
+//!   `BACKSTOP_*` variables override it (see the `cli` module).
+//! - **Proof before deploy**: [`verify`] proves each migration, its probe and its rollback on a
+//!   scratch database (or a copy of a real one): one `#[tokio::test]`.
+//! - **From sqlx and back**: [`Migrator::import_sqlx`] takes over `_sqlx_migrations`;
+//!   [`Migrator::export_sqlx`] writes it again so that a sqlx build runs on the database.
+//! - **Traces**: each operation is one `tracing` span with the database and the versions, and
+//!   the backup, the lock wait, each migration and the commit inside it.
 //!
 //! [`Migrator::migrate`] does, in this order:
 //!
@@ -104,7 +137,7 @@
 //!
 //! [`Migrator::dry_run`] gives every operation that changes a database as a dry run
 //! ([`DryRun`]): `migrator.dry_run().migrate(&pool)`, `.rollback(..)`, `.restore_file(..)`,
-//! `.import_sqlx(..)`. Each goes through the same checks and returns the same report, marked
+//! `.import_sqlx(..)`, `.export_sqlx(..)`. Each goes through the same checks and returns the same report, marked
 //! as a dry run; none changes the database or writes a backup.
 //!
 //! # Errors

@@ -50,6 +50,24 @@ impl DatabaseMode {
     }
 }
 
+/// Says once per process, as a warning, which guarantees this platform does not give: on Unix
+/// every one is given, and nothing is said.
+pub(crate) fn warn_of_missing_guarantees() {
+    #[cfg(not(unix))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            tracing::warn!(
+                "on this platform backstop does not check who owns backup files and directories \
+                 or who can read them, does not sync the backup directory after a backup is \
+                 renamed into place (a power loss can lose the name), and tells databases apart \
+                 by their canonical path (the identity inside each backup still decides whose \
+                 it is): see the platform table in the README"
+            );
+        });
+    }
+}
+
 /// The user this process runs as.
 #[cfg(unix)]
 fn me() -> u32 {

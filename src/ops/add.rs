@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// The files [`add_migration`] wrote.
+/// The files [`add_migration`] wrote (absolute paths).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct NewMigration {
@@ -45,7 +45,9 @@ impl std::fmt::Display for NewMigration {
 /// written (a description too long for the file system, say), and [`Error::InvalidFileName`]
 /// after a migration numbered `i64::MAX`. Either way nothing is written.
 pub fn add_migration(dir: impl AsRef<Path>, description: &str) -> Result<NewMigration, Error> {
-    let dir = dir.as_ref();
+    // Absolute, as every file a report names.
+    let dir = std::path::absolute(dir.as_ref()).unwrap_or_else(|_| dir.as_ref().to_owned());
+    let dir = dir.as_path();
     let (version, width) = next_version(dir)?;
     let stem = format!("{version:0width$}_{description}");
     if description.is_empty()

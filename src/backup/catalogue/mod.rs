@@ -44,8 +44,12 @@ pub(crate) struct Entry {
 /// The lock on a backup directory ([`BackupDir::lock`]), released on drop.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _dir: Option<std::fs::File>,
+    _dir: std::fs::File,
 }
+
+/// The file a backup directory is locked through where a directory cannot be locked itself.
+#[cfg(not(unix))]
+const DIR_LOCK: &str = ".backstop-dir.lock";
 
 /// The backups of one database in one directory.
 #[derive(Debug, Clone)]
@@ -118,19 +122,23 @@ impl BackupDir {
         cause.at(&self.database, path)
     }
 
-    /// Locks the directory (`flock` on it) until the guard is dropped. A run creates its
-    /// temporary file and locks it under this lock, and a cleanup looks for abandoned ones under
-    /// it: so a cleanup never takes a file another run has just created, and not yet locked, for
-    /// an abandoned one.
+    /// Locks the directory until the guard is dropped. A run creates its temporary file and
+    /// locks it under this lock, and a cleanup looks for abandoned ones under it: so a cleanup
+    /// never takes a file another run has just created, and not yet locked, for an abandoned
+    /// one. On Unix the lock is on the directory itself (`flock`); elsewhere (a directory
+    /// cannot be opened as a file there) on a hidden file in it, [`DIR_LOCK`], through the
+    /// platform's file locking.
     pub fn lock(&self) -> std::io::Result<DirLock> {
         #[cfg(unix)]
-        {
-            let dir = std::fs::File::open(&self.dir)?;
-            dir.lock()?;
-            Ok(DirLock { _dir: Some(dir) })
-        }
+        let file = std::fs::File::open(&self.dir)?;
         #[cfg(not(unix))]
-        Ok(DirLock { _dir: None })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(DIR_LOCK))?;
+        file.lock()?;
+        Ok(DirLock { _dir: file })
     }
 
     /// The names of a new backup holding `version`, taken now.
@@ -144,6 +152,7 @@ impl BackupDir {
     /// left alone). Returns the directories it created, deepest first: the caller removes them
     /// again if the backup fails.
     pub fn prepare(&self) -> Result<Vec<PathBuf>, Error> {
+        super::trust::warn_of_missing_guarantees();
         check_links(&self.dir)?;
         let created = match std::fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => {
