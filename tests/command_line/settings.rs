@@ -51,8 +51,6 @@ fn backups_kept(ws: &Workspace, vars: &[(&str, &Path)], flags: &[&str], n: usize
         let args: Vec<&str> = flags.iter().copied().chain(["backup"]).collect();
         let out = run(ws, vars, &args);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        // Backups are named to the second.
-        std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     let kept = ws.backup_files().len();
     for file in ws.backup_files() {
