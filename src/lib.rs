@@ -179,7 +179,9 @@ pub use report::{
     MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport, StatusSummary,
     UnknownStrategy,
 };
-pub use source::{Checksum, Migration, Source};
+pub use source::{
+    Checksum, CodeError, CodeFn, CodeFuture, CodeMigration, Migration, MigrationKind, Source,
+};
 
 /// Embeds a directory of migrations in the binary at compile time and loads it as a
 /// [`Source`] (validated at run time, like [`Source::from_dir`]).
@@ -208,11 +210,29 @@ macro_rules! embed_migrations {
     }};
 }
 
+/// Wraps a plain `async fn(&mut SqliteConnection) -> Result<(), E>` (any `E` that converts
+/// into a boxed error: `sqlx::Error`, `anyhow::Error`, ...) as a [`CodeFn`] for a
+/// [`CodeMigration`].
+#[macro_export]
+macro_rules! code {
+    ($f:path) => {{
+        fn wrapped<'c>(
+            conn: &'c mut $crate::__private::SqliteConnection,
+        ) -> $crate::CodeFuture<'c> {
+            ::std::boxed::Box::pin(
+                async move { $f(conn).await.map_err(::std::convert::Into::into) },
+            )
+        }
+        wrapped as $crate::CodeFn
+    }};
+}
+
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "bench")]
     pub use crate::backup::{BenchCopy, STEP_PAGES, bench_copy};
     pub use include_dir;
+    pub use sqlx::SqliteConnection;
 
     use std::path::{Path, PathBuf};
 

@@ -12,6 +12,10 @@ pub use backup::BackupError;
 pub(crate) use format::shorten;
 use format::{format_backups, format_versions, format_violations};
 
+/// The error a code migration's function returns: any error (`anyhow::Error`, `sqlx::Error`,
+/// your own) converts into it.
+pub type CodeError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Everything that can go wrong while loading migrations, migrating, rolling back or
 /// inspecting a database.
 ///
@@ -420,6 +424,34 @@ pub enum Error {
         database: PathBuf,
         /// Each version at fault, with why.
         versions: Vec<(i64, String)>,
+    },
+
+    /// A rollback by scripts over versions a newer build applied whose rollback is Rust code
+    /// this build does not have (no SQL rollback was stored for them).
+    #[error(
+        "migration(s) {versions:?} of {}, applied by a newer build, roll back with Rust code that this build does not have (no SQL rollback was stored for them): restore a backup instead (rollback --strategy backup, or restore PATH)",
+        database.display()
+    )]
+    NoRollbackScript {
+        /// The database as the pool names it.
+        database: PathBuf,
+        /// The versions, in order.
+        versions: Vec<i64>,
+    },
+
+    /// A code migration's function failed: it returned an error, panicked, or ran a statement
+    /// the rules refuse. The run was rolled back.
+    #[error("{} (migration {version}) failed: {reason}", path.display())]
+    CodeFailed {
+        /// The migration's version.
+        version: i64,
+        /// The function, as `<code migration N (description)>`.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// The error it returned.
+        #[source]
+        cause: Option<CodeError>,
     },
 
     /// Any other database error, with what the runner was doing.

@@ -72,7 +72,8 @@ pub(crate) struct NewRecord<'a> {
     /// Applied, adopted or imported.
     pub method: MigrationState,
     pub backup: Option<&'a str>,
-    pub rollback_sql: &'a str,
+    /// `None` when the rollback is code (an older build must restore a backup).
+    pub rollback_sql: Option<&'a str>,
     pub probe_sql: &'a str,
 }
 

@@ -224,6 +224,13 @@ fn readable<'a>(records: &'a [Record], source: &'a Source) -> Result<Readable<'a
             ));
             continue;
         };
+        if migration.kind() == crate::source::MigrationKind::Code {
+            unreadable.push((
+                record.version,
+                "a code migration: sqlx runs SQL files only".to_owned(),
+            ));
+            continue;
+        }
         let actual = migration.checksum().to_hex();
         if actual != record.checksum {
             return Err(Error::ChecksumMismatch {

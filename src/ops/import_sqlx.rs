@@ -154,7 +154,7 @@ async fn import_locked(session: &mut Session, source: &Source) -> Result<ImportR
                 execution_ms: i64::try_from(execution.as_millis()).unwrap_or(i64::MAX),
                 method: MigrationState::Imported,
                 backup: backup_name.as_deref(),
-                rollback_sql: migration.rollback_sql(),
+                rollback_sql: migration.rollback().sql(),
                 probe_sql: migration.probe_sql(),
             },
         )

@@ -18,7 +18,7 @@ use crate::report::{MigrateReport, MigrationAction, MigrationOutcome, MigrationS
 use crate::run::foreign_keys::{check_no_new_violations, violations_before};
 use crate::run::plan;
 use crate::run::probe::{Effect, Probe, confirm, probe};
-use crate::run::script::run_script;
+use crate::run::script::run_step;
 use crate::run::session::{Intent, Mode, Outcome, Session, run_locked};
 use crate::run::supersede;
 use crate::source::{Migration, Source};
@@ -181,11 +181,11 @@ async fn apply_one(
         }
         Effect::Absent => {
             tracing::info!(version, description = migration.description(), "applying");
-            let notices = run_script(on, version, migration.forward()).await?;
+            let notices = run_step(on, version, migration.forward()).await?;
             confirm(
                 on,
                 Probe::of(migration),
-                migration.forward(),
+                migration.forward().path(),
                 Effect::Present,
             )
             .await?;
@@ -205,7 +205,7 @@ async fn apply_one(
             execution_ms,
             method,
             backup,
-            rollback_sql: migration.rollback_sql(),
+            rollback_sql: migration.rollback().sql(),
             probe_sql: migration.probe_sql(),
         },
     )

@@ -225,7 +225,7 @@ pub struct StatusSummary {
     pub clean: bool,
     /// Migrations of the source not applied yet.
     pub pending: usize,
-    /// Applied migrations whose effect is gone, or pending ones whose effect is present.
+    /// Applied migrations whose effect is gone (a data probe never drifts).
     pub drifted: usize,
     /// Applied migrations whose file changed since.
     pub modified: usize,
@@ -276,6 +276,8 @@ pub struct MigrationStatus {
     pub version: i64,
     /// Its description.
     pub description: String,
+    /// SQL files or code (`None` for a version this build does not know).
+    pub kind: Option<MigrationKind>,
     /// Applied, adopted or pending.
     pub state: MigrationState,
     /// When it was recorded (`None` when pending).
@@ -293,10 +295,23 @@ pub struct MigrationStatus {
     /// not drift).
     pub superseded_by: Option<i64>,
     /// Recorded as applied, adopted or imported but the probe says 0 (and no later migration
-    /// superseded it), or pending but the probe says 1.
+    /// superseded it, and the probe does not speak of data: see
+    /// [`Migration::has_data_probe`](crate::Migration::has_data_probe)). A pending migration is
+    /// never drift (one whose probe says 1 will be adopted).
     pub drift: bool,
     /// Whether the source has this migration (false: applied by a newer build).
     pub known: bool,
+}
+
+/// What a migration is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MigrationKind {
+    /// SQL files.
+    Sql,
+    /// A [`CodeMigration`](crate::CodeMigration): a Rust function.
+    Code,
 }
 
 /// The state of a migration in a database: how it came to be recorded in the history

@@ -93,11 +93,11 @@ pub(crate) async fn probe(on: &mut Guarded<'_>, probe: Probe<'_>) -> Result<Effe
     })
 }
 
-/// After `script` ran, requires the probe to say `expected`.
+/// After the script or function at `ran` ran, requires the probe to say `expected`.
 pub(crate) async fn confirm(
     on: &mut Guarded<'_>,
     probe: Probe<'_>,
-    script: &Script,
+    ran: &std::path::Path,
     expected: Effect,
 ) -> Result<(), Error> {
     let said = self::probe(on, probe).await?;
@@ -106,7 +106,7 @@ pub(crate) async fn confirm(
     } else {
         Err(Error::ProbeNotConfirmed {
             version: probe.version,
-            path: script.path().to_owned(),
+            path: ran.to_owned(),
             probe: probe.script.path().to_owned(),
             value: said.answer(),
         })

@@ -16,7 +16,7 @@ use crate::connection::{Guarded, OnDatabase};
 use crate::error::Error;
 use crate::history::{self, History};
 use crate::run::probe::probe_many_read_only;
-use crate::source::{Migration, Source};
+use crate::source::{Migration, Script, Source};
 
 /// The applied migrations (known to `source`, not already superseded) whose effect is present
 /// now: those a run may supersede.
@@ -107,7 +107,8 @@ fn attribute(gone: &Migration, ran: &[&Migration]) -> Option<i64> {
 /// the table of a `DELETE` or an `UPDATE`.
 fn removed_in(migration: &Migration) -> BTreeSet<String> {
     let mut removed = BTreeSet::new();
-    for statement in migration.forward().statements() {
+    let statements = migration.forward().script().map(Script::statements);
+    for statement in statements.unwrap_or_default() {
         let words = words_of(statement.sql());
         let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
         // `[schema .] name` at `i`: the name, and where the next word is.

@@ -2,6 +2,7 @@
 //! [`Source`], which users see).
 
 mod checksum;
+mod code;
 mod file_name;
 mod rules;
 mod script;
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha384};
 
 use crate::error::Error;
+pub use crate::report::MigrationKind;
 pub use checksum::Checksum;
+pub use code::{CodeError, CodeFn, CodeFuture, CodeMigration};
+pub(crate) use code::{Ran, Step, call};
 use file_name::{FileName, Kind, is_candidate};
 pub(crate) use rules::judge;
 use script::decode;
@@ -48,12 +52,15 @@ pub struct Source {
 pub struct Migration {
     version: i64,
     description: String,
-    /// SHA-384 of the forward script's bytes: what sqlx records as its checksum.
+    /// SHA-384 of the forward script's bytes: what sqlx records as its checksum (empty for a
+    /// code migration).
     sqlx_checksum: Vec<u8>,
     checksum: Checksum,
-    forward: Script,
-    rollback: Script,
+    forward: Step,
+    rollback: Step,
     probe: Script,
+    /// The probe speaks of data the application keeps writing: never read as drift.
+    data_probe: bool,
 }
 
 impl Migration {
@@ -67,24 +74,40 @@ impl Migration {
         &self.description
     }
 
-    /// Checksum of the forward script.
+    /// Checksum of the forward script (of a code migration: of its revision).
     pub fn checksum(&self) -> Checksum {
         self.checksum
     }
 
-    /// The forward script's file (for embedded sources, its path inside the embedded directory).
+    /// SQL files, or code.
+    pub fn kind(&self) -> MigrationKind {
+        match self.forward {
+            Step::Sql(_) => MigrationKind::Sql,
+            Step::Code { .. } => MigrationKind::Code,
+        }
+    }
+
+    /// Whether its probe speaks of data the application keeps writing (`-- probe: when-run`,
+    /// [`CodeMigration::data_probe`]): it decides adoption and confirms the run, and is never
+    /// read as drift.
+    pub fn has_data_probe(&self) -> bool {
+        self.data_probe
+    }
+
+    /// The forward script's file (for embedded sources, its path inside the embedded
+    /// directory; for a code migration, `<code migration N (description)>`).
     pub fn path(&self) -> &Path {
         self.forward.path()
     }
 
-    /// The forward script.
+    /// The forward script (empty for a code migration).
     pub fn sql(&self) -> &str {
-        self.forward.text()
+        self.forward.sql().unwrap_or_default()
     }
 
-    /// The rollback script.
+    /// The rollback script (empty when the rollback is code).
     pub fn rollback_sql(&self) -> &str {
-        self.rollback.text()
+        self.rollback.sql().unwrap_or_default()
     }
 
     /// The probe query.
@@ -98,11 +121,11 @@ impl Migration {
         &self.sqlx_checksum
     }
 
-    pub(crate) fn forward(&self) -> &Script {
+    pub(crate) fn forward(&self) -> &Step {
         &self.forward
     }
 
-    pub(crate) fn rollback(&self) -> &Script {
+    pub(crate) fn rollback(&self) -> &Step {
         &self.rollback
     }
 
@@ -181,6 +204,30 @@ impl Source {
     /// given by [`from_files`](Self::from_files).
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// The same migrations with `code` among them, validated like a file: its description
+    /// (letters, digits, `_`, `-`), its probe (one `SELECT`) and a SQL rollback by the rules
+    /// of scripts.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateVersion`] when a file (or another code migration) has its version,
+    /// naming both; [`Error::MissingFile`] without a probe or rollback; the errors of a
+    /// script's content, naming the code migration.
+    pub fn with_code(mut self, code: CodeMigration) -> Result<Self, Error> {
+        let migration = code::load(code)?;
+        if let Some(there) = self.get(migration.version) {
+            return Err(Error::DuplicateVersion {
+                version: migration.version,
+                first: there.path().to_owned(),
+                second: migration.path().to_owned(),
+            });
+        }
+        let at = self
+            .migrations
+            .partition_point(|m| m.version < migration.version);
+        self.migrations.insert(at, migration);
+        Ok(self)
     }
 
     /// No migrations.
@@ -301,8 +348,9 @@ impl Source {
                 description: name.description,
                 sqlx_checksum: parts.sqlx_checksum,
                 checksum: Checksum::of(forward.text()),
-                forward,
-                rollback,
+                forward: Step::Sql(forward),
+                rollback: Step::Sql(rollback),
+                data_probe: rules::is_data_probe(probe.text()),
                 probe,
             });
         }

@@ -164,6 +164,14 @@ pub(crate) const NO_TRANSACTION: &str = "sqlx's `-- no-transaction` marker is re
     exactly as it was; what cannot run in a transaction (VACUUM, PRAGMA journal_mode, ...) \
     does not belong in a migration: run it outside backstop";
 
+/// Whether a probe says that it speaks of data the application keeps writing: a line
+/// `-- probe: when-run` (its effect is checked when the migration runs, never read as drift).
+pub(super) fn is_data_probe(probe: &str) -> bool {
+    probe
+        .lines()
+        .any(|line| line.trim().eq_ignore_ascii_case("-- probe: when-run"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ mod common;
 
 mod add;
 mod backups;
+mod code_migrations;
 mod connections;
 mod layers;
 mod long_lived;

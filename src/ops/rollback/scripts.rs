@@ -14,10 +14,10 @@ use crate::run::database::Database;
 use crate::run::foreign_keys::{check_no_new_violations, violations_before};
 use crate::run::plan::{self, Undo};
 use crate::run::probe::{Effect, Probe, confirm};
-use crate::run::script::run_script;
+use crate::run::script::run_step;
 use crate::run::session::{Intent, Mode, Session, run_locked};
 use crate::run::trace::{self, Direction};
-use crate::source::{Script, Source, StoredKind};
+use crate::source::{Script, Source, Step, StoredKind};
 use tracing::Instrument;
 
 /// Rolls back to `to` by scripts; `report` is the report of a rollback that does nothing.
@@ -104,11 +104,11 @@ async fn undo_one(
         Undo::Stored(record) => {
             let text = |t: &Option<String>| t.clone().unwrap_or_default();
             stored = (
-                Script::from_history(
+                Step::Sql(Script::from_history(
                     record.version,
                     StoredKind::Rollback,
                     &text(&record.rollback_sql),
-                )?,
+                )?),
                 Script::from_history(record.version, StoredKind::Probe, &text(&record.probe_sql))?,
             );
             (
@@ -120,12 +120,12 @@ async fn undo_one(
         }
     };
     tracing::info!(version, description, "rolling back");
-    let notices = run_script(on, version, rollback).await?;
+    let notices = run_step(on, version, rollback).await?;
     let probe = Probe {
         version,
         script: probe_script,
     };
-    confirm(on, probe, rollback, Effect::Absent).await?;
+    confirm(on, probe, rollback.path(), Effect::Absent).await?;
     let conn = &mut *on.conn;
     history::delete(conn, version)
         .await
@@ -140,6 +140,6 @@ async fn undo_one(
         action,
         started,
         notices,
-        rollback.text(),
+        rollback.sql().unwrap_or_default(),
     ))
 }

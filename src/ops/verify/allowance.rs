@@ -49,11 +49,16 @@ impl Allowance {
 
 /// What a migration's scripts allow. A failing script or probe cannot be allowed.
 pub(super) fn allowances(migration: &Migration) -> Vec<Allowance> {
-    [migration.forward(), migration.rollback(), migration.probe()]
-        .iter()
-        .flat_map(|script| script.text().lines())
-        .filter_map(Allowance::parse)
-        .collect()
+    [
+        migration.forward().sql(),
+        migration.rollback().sql(),
+        Some(migration.probe_sql()),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(str::lines)
+    .filter_map(Allowance::parse)
+    .collect()
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use crate::connection::{Guarded, RunnerConnection};
 use crate::error::Error;
 use crate::history::History;
 use crate::run::probe::{Effect, Probe, probe};
-use crate::run::script::run_script;
-use crate::source::{Migration, Script, Source};
+use crate::run::script::run_step;
+use crate::source::{Migration, Source, Step};
 use allowance::allowances;
 use snapshot::Snapshot;
 
@@ -194,7 +194,9 @@ async fn checks(
         allowed: None,
         differing: Vec::new(),
     };
-    if ask(on, migration).await? == Effect::Present {
+    // A data probe (a backfill's condition) may well say 1 on a database without the data.
+    let data = migration.has_data_probe();
+    if (adopt || !data) && ask(on, migration).await? == Effect::Present {
         if adopt {
             *adopted = true;
             return Ok(());
@@ -203,7 +205,9 @@ async fn checks(
             VerifyProblemKind::LooseProbe,
             format!(
                 "{} says 1 before the migration ran: backstop would adopt the migration without \
-                 running it; make the probe look for what this migration creates",
+                 running it; make the probe look for what this migration creates (if it speaks \
+                 of data, not schema, mark it with a `-- probe: when-run` line; to accept it as \
+                 it is, write `-- verify: allow loose_probe: why` in one of its scripts)",
                 migration.probe().path().display()
             ),
         ));
@@ -219,7 +223,7 @@ async fn checks(
     let applied = snapshot(on.conn).await?;
 
     run(on, migration, migration.rollback()).await?;
-    if ask(on, migration).await? != Effect::Absent {
+    if !data && ask(on, migration).await? != Effect::Absent {
         problems.push(problem(
             VerifyProblemKind::RollbackInexact,
             format!(
@@ -260,7 +264,7 @@ async fn checks(
 async fn run(
     on: &mut Guarded<'_>,
     migration: &Migration,
-    script: &Script,
+    step: &Step,
 ) -> Result<(), VerifyProblem> {
     let failed = |detail: String| VerifyProblem {
         kind: VerifyProblemKind::ScriptFailed,
@@ -272,7 +276,7 @@ async fn run(
         .execute(&mut *on.conn)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    match run_script(on, migration.version(), script).await {
+    match run_step(on, migration.version(), step).await {
         Ok(_) => sqlx::raw_sql("COMMIT")
             .execute(&mut *on.conn)
             .await

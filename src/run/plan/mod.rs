@@ -160,6 +160,7 @@ pub(crate) fn undo_plan<'a>(
 ) -> Result<Vec<Undo<'a>>, Error> {
     let mut steps = Vec::new();
     let mut unknown_without_scripts = Vec::new();
+    let mut rolled_back_by_code = Vec::new();
     for record in history.records().iter().rev().filter(|r| r.version > to) {
         match source.get(record.version) {
             Some(migration) => {
@@ -169,8 +170,17 @@ pub(crate) fn undo_plan<'a>(
             None if record.rollback_sql.is_some() && record.probe_sql.is_some() => {
                 steps.push(Undo::Stored(record));
             }
+            // A code migration's rollback in Rust: only its probe was stored.
+            None if record.probe_sql.is_some() => rolled_back_by_code.push(record.version),
             None => unknown_without_scripts.push(record.version),
         }
+    }
+    if !rolled_back_by_code.is_empty() {
+        rolled_back_by_code.reverse();
+        return Err(Error::NoRollbackScript {
+            database: database.to_owned(),
+            versions: rolled_back_by_code,
+        });
     }
     if !unknown_without_scripts.is_empty() {
         unknown_without_scripts.reverse();
@@ -209,17 +219,20 @@ pub(crate) fn status(
                 Err(bad) => (None, Some(bad.to_string())),
             };
             let superseded_by = record.and_then(|r| r.superseded_by);
+            // Only an applied effect that is gone is drift: a pending migration whose probe
+            // already says 1 will be adopted, and a data probe speaks of rows the application
+            // keeps writing.
             let drift = match (state, probe) {
-                (MigrationState::Pending, Some(1)) => true,
                 (
                     MigrationState::Applied | MigrationState::Adopted | MigrationState::Imported,
                     Some(0),
-                ) => superseded_by.is_none(),
+                ) => superseded_by.is_none() && !migration.has_data_probe(),
                 _ => false,
             };
             MigrationStatus {
                 version: migration.version(),
                 description: migration.description().to_owned(),
+                kind: Some(migration.kind()),
                 state,
                 applied_at: record.map(|r| r.applied_at),
                 checksum_ok: record.map(|r| migration.checksum().matches_hex(&r.checksum)),
@@ -236,6 +249,7 @@ pub(crate) fn status(
             rows.push(MigrationStatus {
                 version: record.version,
                 description: record.description.clone(),
+                kind: None,
                 state: MigrationState::Unknown,
                 applied_at: Some(record.applied_at),
                 checksum_ok: None,
