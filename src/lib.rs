@@ -37,6 +37,12 @@
 //! (`SELECT 'kept ' || n || ' rows in t_unmerged' FROM (SELECT count(*) AS n FROM t_unmerged)
 //! WHERE n > 0;`).
 //!
+//! What SQL cannot express is a [`CodeMigration`]: an `async fn` on the runner's connection,
+//! in the same transaction, with a probe and a rollback, registered with
+//! [`Source::with_code`] next to the files. A probe that speaks of data the application keeps
+//! writing (a backfill's condition) says so (`-- probe: when-run`,
+//! [`CodeMigration::data_probe`]): it decides adoption and confirms the run, and is never drift.
+//!
 //! # Use it in your project
 //!
 //! ```toml
