@@ -16,7 +16,8 @@
 //! 3. `migrate` with nothing pending and `status`, with 1,000 migrations in the source;
 //! 4. 1,000 small migrations applied in one run: backstop vs `sqlx::migrate::Migrator`;
 //! 5. the peak resident memory of the `migrate` CLI migrating the S and the S/4 MB database;
-//! 6. the longest commit a concurrent writer sees while a migrate with backup runs.
+//! 6. the longest commit a concurrent writer sees while a migrate with backup runs;
+//! 7. a code migration updating 100,000 rows, next to the same function run bare with sqlx.
 //!
 //! Sections 3 and 4 are measured again with every thread on one CPU (Linux), which shows how
 //! much of them is the handoff of each statement to sqlx's worker thread and back.
@@ -29,6 +30,9 @@
 #[allow(dead_code)]
 #[path = "legacy/legacy_db.rs"]
 mod legacy_db;
+
+#[path = "bench/code_rows.rs"]
+mod code_rows;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -135,6 +139,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     sections.push(bench.many_applied().await?);
     sections.push(bench.peak_memory(&full, &quarter).await?);
     sections.push(bench.writer_stall(&full).await?);
+    sections.push(code_rows::code_migration(&work, args.runs).await?);
     std::fs::remove_dir_all(&work)?;
 
     let report = Report {
