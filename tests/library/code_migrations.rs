@@ -165,13 +165,24 @@ async fn does_nothing(_conn: &mut SqliteConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn leaves_an_orphan(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    sqlx::query("UPDATE users SET email_hash = 'x'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO user_tags (user_id, tag) VALUES (999999, 'orphan')")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn begins_its_own_transaction(conn: &mut SqliteConnection) -> anyhow::Result<()> {
     // Swallowing the refusal does not hide it.
     let _ = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
     Ok(())
 }
 
-/// An error, a panic, a probe that does not confirm, or a refused statement: the run fails
+/// An error, a panic, a probe that does not confirm, a refused statement or a foreign-key
+/// violation it leaves: the run fails
 /// naming the version, with SQL before (002 is pending too) and after (004) it, and the
 /// database is exactly as before, its backup removed.
 #[tokio::test]
@@ -192,6 +203,12 @@ async fn an_error_or_a_panic_inside_leaves_the_database_as_it_was() {
             backstop::code!(begins_its_own_transaction),
             "code_failed",
             "rules refuse",
+        ),
+        // Foreign keys are checked before the commit, as for scripts.
+        (
+            backstop::code!(leaves_an_orphan),
+            "foreign_key_violation",
+            "user_tags",
         ),
     ];
     for (run, kind, says) in cases {
@@ -400,4 +417,28 @@ async fn export_to_sqlx_refuses_a_code_migration() {
         Error::SqlxExportRefused { versions, .. } => assert_eq!(versions[0].0, 3, "{err}"),
         other => panic!("{other}"),
     }
+}
+
+/// A project's own command line runs its code migrations: the same source, through
+/// `Cli::new` with the migrator.
+#[test]
+fn the_command_line_runs_code_migrations() {
+    let ws = Workspace::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(users_at_version_2(&ws, 50));
+    let db = ws.db().to_string_lossy().into_owned();
+    let cli = backstop::cli::Cli::new("migrate", with(&ws, backfill_migration()));
+    let code = cli.run_from(["migrate", "--database", &db, "migrate"]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let filled = "SELECT count(*) FROM users WHERE email_hash IS NOT NULL";
+    assert_eq!(rt.block_on(query_i64(&ws.db(), filled)), 50);
+    assert_eq!(
+        rt.block_on(history(&ws.db())),
+        [
+            (1, "applied".to_owned()),
+            (2, "applied".to_owned()),
+            (3, "applied".to_owned()),
+            (4, "applied".to_owned())
+        ]
+    );
 }
