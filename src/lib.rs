@@ -179,7 +179,9 @@ pub use migrator::{DryRun, Migrator};
 pub use ops::add::{NewMigration, add_migration};
 pub use ops::export_sqlx::ExportReport;
 pub use ops::import_sqlx::ImportReport;
-pub use ops::verify::{MigrationCheck, VerifyProblem, VerifyProblemKind, VerifyReport, verify};
+pub use ops::verify::{
+    MigrationCheck, TableChange, VerifyProblem, VerifyProblemKind, VerifyReport, verify,
+};
 pub use report::{
     BackupInfo, BackupProgress, BackupReason, MigrateReport, MigrationAction, MigrationOutcome,
     MigrationState, MigrationStatus, RollbackReport, RollbackStrategy, StatusReport, StatusSummary,

@@ -22,6 +22,9 @@
 --
 -- What `verify` finds inexact here, and why it is right (docs/mcp-the-force.md):
 -- verify: allow rollback_inexact in backstop_carry, vector_stores, idx_vector_stores_updated, idx_vector_stores_expires, sqlite_autoindex_vector_stores_1: the rollback goes to the legacy layout, which the application before 001 creates on start (so a new database comes back with an empty legacy vector_stores), and backstop_carry stays with what the legacy layout cannot hold
+-- verify: allow rows_removed in vector_stores: sessions that shared one store id leave the table for vector_stores_set_aside, with all their values (the unified table has one row per store)
+-- verify: allow column_removed in vector_stores: protected becomes is_protected (a NULL kept in backstop_carry); no value is lost
+-- verify: allow breaks_previous_version in vector_stores: the unified table replaces the legacy layout, which a server of the legacy layout cannot use whatever the migration; every server is upgraded before the database is migrated
 
 CREATE TABLE IF NOT EXISTS vector_stores_set_aside (
     session_id TEXT,

@@ -20,6 +20,8 @@
 -- What `verify` finds inexact here, and why it is right (docs/mcp-the-force.md):
 -- verify: allow rollback_inexact in backstop_carry, stores, idx_active_store, sqlite_autoindex_stores_1, active_stores, vector_stores, idx_vs_active_named, idx_vs_name, idx_vs_session_id, idx_vs_expires_at, idx_vs_rollover, idx_vs_updated_at, vector_stores_set_aside, schema_version: the rollback goes to the legacy layout (stores, its index and the active_stores view come back, empty for a new database), not to the DDL of the newer application or of the old tool, and backstop_carry keeps what the legacy layout cannot hold
 -- verify: allow reapply_differs in backstop_carry: after a rollback backstop_carry holds the rollback's records; migrating again consumes them and writes its own, so only backstop_carry differs from the first run
+-- verify: allow table_removed in stores, schema_version: each history store becomes a named row of vector_stores (a merge keeps what it replaced in backstop_carry), and the old tool's schema_version marker is replaced by backstop's history (said in a notice); no store is lost
+-- verify: allow breaks_previous_version in stores, schema_version: active_stores stays a view with the same columns for readers; a server that writes stores is of the legacy layout and is upgraded before the database is migrated
 
 CREATE TABLE IF NOT EXISTS backstop_carry (
     origin TEXT NOT NULL,

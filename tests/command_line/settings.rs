@@ -333,3 +333,35 @@ fn report_paths_are_absolute() {
     }
     assert_eq!(report["restored_from"], backup.as_str());
 }
+
+async fn mark_everyone(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE people SET name = upper(name)")
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A project's own command line runs its code migrations: the same source, through
+/// `Cli::new` with the migrator. (Run here, not beside the library's span test: the command
+/// line installs a global log subscriber.)
+#[test]
+fn the_command_line_runs_code_migrations() {
+    let ws = Workspace::new();
+    ws.people_migration();
+    let code = backstop::CodeMigration::new(2, "shout", "r1", backstop::code!(mark_everyone))
+        .probe("SELECT NOT EXISTS (SELECT 1 FROM people WHERE name <> upper(name))")
+        .data_probe()
+        .rollback_sql("UPDATE people SET name = lower(name)");
+    let source = backstop::Source::from_dir(ws.migrations_dir())
+        .unwrap()
+        .with_code(code)
+        .unwrap();
+    let db = ws.db().to_string_lossy().into_owned();
+    let cli = Cli::new("migrate", Migrator::new(source));
+    assert_eq!(
+        cli.run_from(["migrate", "--database", &db, "migrate"]),
+        ExitCode::SUCCESS
+    );
+    let versions: Vec<i64> = query_versions(&ws.db());
+    assert_eq!(versions, [1, 2]);
+}

@@ -418,27 +418,3 @@ async fn export_to_sqlx_refuses_a_code_migration() {
         other => panic!("{other}"),
     }
 }
-
-/// A project's own command line runs its code migrations: the same source, through
-/// `Cli::new` with the migrator.
-#[test]
-fn the_command_line_runs_code_migrations() {
-    let ws = Workspace::new();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(users_at_version_2(&ws, 50));
-    let db = ws.db().to_string_lossy().into_owned();
-    let cli = backstop::cli::Cli::new("migrate", with(&ws, backfill_migration()));
-    let code = cli.run_from(["migrate", "--database", &db, "migrate"]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let filled = "SELECT count(*) FROM users WHERE email_hash IS NOT NULL";
-    assert_eq!(rt.block_on(query_i64(&ws.db(), filled)), 50);
-    assert_eq!(
-        rt.block_on(history(&ws.db())),
-        [
-            (1, "applied".to_owned()),
-            (2, "applied".to_owned()),
-            (3, "applied".to_owned()),
-            (4, "applied".to_owned())
-        ]
-    );
-}

@@ -18,3 +18,4 @@ mod spans;
 mod sqlx_export;
 mod sqlx_import;
 mod verify;
+mod verify_data;

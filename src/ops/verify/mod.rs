@@ -13,6 +13,7 @@
 //! release creates`. The problem is still reported, with that reason, and does not fail.
 
 mod allowance;
+mod data;
 mod snapshot;
 
 use std::fmt::{self, Display, Formatter};
@@ -31,6 +32,8 @@ use crate::run::script::run_step;
 use crate::source::{Migration, Source, Step};
 use allowance::allowances;
 use snapshot::Snapshot;
+
+pub use data::TableChange;
 
 /// The outcome of [`verify`].
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +61,9 @@ pub struct MigrationCheck {
     /// starting database).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adopted: bool,
+    /// The tables whose rows or columns it changed, measured on the scratch database (on a
+    /// copy of a real one with `--database`).
+    pub tables: Vec<TableChange>,
 }
 
 /// One thing wrong with a migration.
@@ -97,6 +103,16 @@ pub enum VerifyProblemKind {
     ScriptFailed,
     /// The probe could not answer: the verification stops there.
     ProbeFailed,
+    /// A table has fewer rows after the migration than before (a table renamed or rebuilt
+    /// under another name is followed).
+    RowsRemoved,
+    /// A column present before the migration is gone after it, with its values.
+    ColumnRemoved,
+    /// A table present before the migration is gone after it.
+    TableRemoved,
+    /// A schema change the previous build's queries or inserts fail on: a table or column gone
+    /// or renamed, a column `NOT NULL` without a default, a new unique key or `CHECK`.
+    BreaksPreviousVersion,
 }
 
 /// Proves every migration of `source` and its rollback on a scratch database: an empty one, or
@@ -161,7 +177,9 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
 async fn check_one(on: &mut Guarded<'_>, migration: &Migration, adopt: bool) -> MigrationCheck {
     let mut problems = Vec::new();
     let mut adopted = false;
-    let outcome = checks(on, migration, adopt, &mut problems, &mut adopted).await;
+    let mut tables = Vec::new();
+    let found = (&mut problems, &mut adopted, &mut tables);
+    let outcome = checks(on, migration, adopt, found).await;
     if let Err(problem) = outcome {
         problems.push(problem);
     }
@@ -178,6 +196,7 @@ async fn check_one(on: &mut Guarded<'_>, migration: &Migration, adopt: bool) -> 
         ok: problems.iter().all(|p| p.allowed.is_some()),
         problems,
         adopted,
+        tables,
     }
 }
 
@@ -185,8 +204,7 @@ async fn checks(
     on: &mut Guarded<'_>,
     migration: &Migration,
     adopt: bool,
-    problems: &mut Vec<VerifyProblem>,
-    adopted: &mut bool,
+    (problems, adopted, tables): (&mut Vec<VerifyProblem>, &mut bool, &mut Vec<TableChange>),
 ) -> Result<(), VerifyProblem> {
     let problem = |kind, detail: String| VerifyProblem {
         kind,
@@ -221,6 +239,12 @@ async fn checks(
         ));
     }
     let applied = snapshot(on.conn).await?;
+    let (changes, found) = data::compare(&before, &applied);
+    *tables = changes;
+    problems.extend(found.into_iter().map(|f| VerifyProblem {
+        differing: vec![f.table],
+        ..problem(f.kind, f.detail)
+    }));
 
     run(on, migration, migration.rollback()).await?;
     if !data && ask(on, migration).await? != Effect::Absent {
@@ -311,11 +335,15 @@ async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, VerifyProblem
 
 impl VerifyProblemKind {
     /// The kinds a migration may allow (a failing script or probe cannot be allowed).
-    const ALLOWABLE: [VerifyProblemKind; 4] = [
+    const ALLOWABLE: [VerifyProblemKind; 8] = [
         VerifyProblemKind::LooseProbe,
         VerifyProblemKind::ProbeNotConfirmed,
         VerifyProblemKind::RollbackInexact,
         VerifyProblemKind::ReapplyDiffers,
+        VerifyProblemKind::RowsRemoved,
+        VerifyProblemKind::ColumnRemoved,
+        VerifyProblemKind::TableRemoved,
+        VerifyProblemKind::BreaksPreviousVersion,
     ];
 
     /// The kind as in JSON: `"loose_probe"`, `"rollback_inexact"`, ...
@@ -334,6 +362,9 @@ impl Display for VerifyReport {
                 (false, false, _) => "FAILED",
             };
             writeln!(f, "{verdict:<8} {:>3} {}", check.version, check.description)?;
+            for change in &check.tables {
+                writeln!(f, "{:<8}     {}", "", table_line(check, change))?;
+            }
             for problem in &check.problems {
                 writeln!(
                     f,
@@ -371,4 +402,43 @@ impl Display for VerifyReport {
             ),
         }
     }
+}
+
+/// A table's line in the text report: `vector_stores 102,401 → 102,390 (−11, allowed: why)`.
+fn table_line(check: &MigrationCheck, change: &TableChange) -> String {
+    let allowed = |kind| {
+        check
+            .problems
+            .iter()
+            .find(|p| p.kind == kind && p.differing.contains(&change.table))
+            .and_then(|p| p.allowed.as_deref())
+            .map(|why| format!(", allowed: {why}"))
+            .unwrap_or_default()
+    };
+    let name = match &change.renamed_to {
+        Some(to) => format!("{} (now {to})", change.table),
+        None => change.table.clone(),
+    };
+    let before = data::thousands(change.rows_before);
+    let mut line = match change.rows_after {
+        None => format!(
+            "{name} {before} → gone{}",
+            allowed(VerifyProblemKind::TableRemoved)
+        ),
+        Some(after) if after < change.rows_before => format!(
+            "{name} {before} → {} (−{}{})",
+            data::thousands(after),
+            data::thousands(change.rows_before - after),
+            allowed(VerifyProblemKind::RowsRemoved)
+        ),
+        Some(after) => format!("{name} {before} → {}", data::thousands(after)),
+    };
+    if change.rows_after.is_some() && !change.columns_removed.is_empty() {
+        line.push_str(&format!(
+            "; columns gone: {}{}",
+            change.columns_removed.join(", "),
+            allowed(VerifyProblemKind::ColumnRemoved)
+        ));
+    }
+    line
 }

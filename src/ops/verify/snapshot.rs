@@ -3,7 +3,7 @@
 //! a database keeps for its application (`user_version`, `application_id`), which scripts may
 //! set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
@@ -17,6 +17,29 @@ pub(crate) struct Snapshot {
     tables: BTreeMap<String, (u64, [u8; 32])>,
     /// `user_version` and `application_id`.
     numbers: [(&'static str, i64); 2],
+    /// Each table's shape, as SQLite describes it (for what a migration does to the data).
+    pub shapes: BTreeMap<String, Shape>,
+}
+
+/// What SQLite says of a table: its columns and its unique keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Shape {
+    /// Its rows.
+    pub rows: u64,
+    /// Its columns, in order.
+    pub columns: Vec<Column>,
+    /// The column lists of its unique indexes and constraints.
+    pub unique: BTreeSet<Vec<String>>,
+    /// How many `CHECK` constraints its SQL holds.
+    pub checks: usize,
+}
+
+/// A column, as `pragma_table_xinfo` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Column {
+    pub name: String,
+    pub not_null: bool,
+    pub has_default: bool,
 }
 
 /// The numbers in a database's header that scripts may set.
@@ -40,13 +63,24 @@ impl Snapshot {
             let (listed, without_rowid): (String, i64) = (row.get(3), row.get(4));
             // Rows of ordinary and shadow tables (a virtual table's content is in its shadows).
             if kind == "table" && listed != "virtual" {
-                tables.push((name.clone(), without_rowid != 0));
+                tables.push((name.clone(), without_rowid != 0, listed == "shadow"));
             }
             objects.insert((kind, name), sql);
         }
         let mut hashed = BTreeMap::new();
-        for (table, without_rowid) in tables {
-            hashed.insert(table.clone(), hash_rows(conn, &table, without_rowid).await?);
+        let mut shapes = BTreeMap::new();
+        for (table, without_rowid, shadow) in tables {
+            let (rows, hash) = hash_rows(conn, &table, without_rowid).await?;
+            hashed.insert(table.clone(), (rows, hash));
+            let sql = objects
+                .get(&("table".to_owned(), table.clone()))
+                .map_or("", String::as_str);
+            // Ordinary tables only: a virtual table's shadows are its index, not data.
+            if !shadow {
+                let mut shape = shape(conn, &table, sql).await?;
+                shape.rows = rows;
+                shapes.insert(table, shape);
+            }
         }
         let mut numbers = [("", 0); 2];
         for (slot, name) in numbers.iter_mut().zip(NUMBERS) {
@@ -60,6 +94,7 @@ impl Snapshot {
             objects,
             tables: hashed,
             numbers,
+            shapes,
         })
     }
 
@@ -130,6 +165,49 @@ impl std::fmt::Display for Differences {
         }
         f.write_str(&parts.join("; "))
     }
+}
+
+/// A table's columns and unique keys, asked of SQLite; its `CHECK` constraints counted in its
+/// SQL (SQLite lists them nowhere else).
+async fn shape(conn: &mut SqliteConnection, table: &str, sql: &str) -> Result<Shape, sqlx::Error> {
+    let columns: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT name, \"notnull\", dflt_value IS NOT NULL FROM pragma_table_xinfo(?)
+         WHERE hidden = 0 ORDER BY cid",
+    )
+    .bind(table)
+    .persistent(false)
+    .fetch_all(&mut *conn)
+    .await?;
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT il.name, ii.name FROM pragma_index_list(?1) AS il
+         JOIN pragma_index_info(il.name) AS ii
+         WHERE il.\"unique\" ORDER BY il.name, ii.seqno",
+    )
+    .bind(table)
+    .persistent(false)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut unique: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (index, column) in keys {
+        unique.entry(index).or_default().push(column);
+    }
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map(str::to_ascii_uppercase)
+        .collect();
+    Ok(Shape {
+        rows: 0,
+        columns: columns
+            .into_iter()
+            .map(|(name, not_null, has_default)| Column {
+                name,
+                not_null: not_null != 0,
+                has_default: has_default != 0,
+            })
+            .collect(),
+        unique: unique.into_values().collect(),
+        checks: words.iter().filter(|w| *w == "CHECK").count(),
+    })
 }
 
 async fn hash_rows(
