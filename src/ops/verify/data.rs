@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::VerifyProblemKind;
 use super::snapshot::{Shape, Snapshot};
+use super::{MigrationCheck, VerifyProblemKind};
 
 /// What one migration did to one table whose rows or columns changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,7 +172,7 @@ fn names(columns: &[super::snapshot::Column]) -> Vec<String> {
 }
 
 /// `102401` as `102,401`.
-pub(super) fn thousands(n: u64) -> String {
+fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -182,6 +182,45 @@ pub(super) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A table's line in the text report: `vector_stores 102,401 → 102,390 (−11, allowed: why)`.
+pub(super) fn table_line(check: &MigrationCheck, change: &TableChange) -> String {
+    let allowed = |kind| {
+        check
+            .problems
+            .iter()
+            .find(|p| p.kind == kind && p.differing.contains(&change.table))
+            .and_then(|p| p.allowed.as_deref())
+            .map(|why| format!(", allowed: {why}"))
+            .unwrap_or_default()
+    };
+    let name = match &change.renamed_to {
+        Some(to) => format!("{} (now {to})", change.table),
+        None => change.table.clone(),
+    };
+    let before = thousands(change.rows_before);
+    let mut line = match change.rows_after {
+        None => format!(
+            "{name} {before} → gone{}",
+            allowed(VerifyProblemKind::TableRemoved)
+        ),
+        Some(after) if after < change.rows_before => format!(
+            "{name} {before} → {} (−{}{})",
+            thousands(after),
+            thousands(change.rows_before - after),
+            allowed(VerifyProblemKind::RowsRemoved)
+        ),
+        Some(after) => format!("{name} {before} → {}", thousands(after)),
+    };
+    if change.rows_after.is_some() && !change.columns_removed.is_empty() {
+        line.push_str(&format!(
+            "; columns gone: {}{}",
+            change.columns_removed.join(", "),
+            allowed(VerifyProblemKind::ColumnRemoved)
+        ));
+    }
+    line
 }
 
 #[cfg(test)]

@@ -363,7 +363,7 @@ impl Display for VerifyReport {
             };
             writeln!(f, "{verdict:<8} {:>3} {}", check.version, check.description)?;
             for change in &check.tables {
-                writeln!(f, "{:<8}     {}", "", table_line(check, change))?;
+                writeln!(f, "{:<8}     {}", "", data::table_line(check, change))?;
             }
             for problem in &check.problems {
                 writeln!(
@@ -402,43 +402,4 @@ impl Display for VerifyReport {
             ),
         }
     }
-}
-
-/// A table's line in the text report: `vector_stores 102,401 → 102,390 (−11, allowed: why)`.
-fn table_line(check: &MigrationCheck, change: &TableChange) -> String {
-    let allowed = |kind| {
-        check
-            .problems
-            .iter()
-            .find(|p| p.kind == kind && p.differing.contains(&change.table))
-            .and_then(|p| p.allowed.as_deref())
-            .map(|why| format!(", allowed: {why}"))
-            .unwrap_or_default()
-    };
-    let name = match &change.renamed_to {
-        Some(to) => format!("{} (now {to})", change.table),
-        None => change.table.clone(),
-    };
-    let before = data::thousands(change.rows_before);
-    let mut line = match change.rows_after {
-        None => format!(
-            "{name} {before} → gone{}",
-            allowed(VerifyProblemKind::TableRemoved)
-        ),
-        Some(after) if after < change.rows_before => format!(
-            "{name} {before} → {} (−{}{})",
-            data::thousands(after),
-            data::thousands(change.rows_before - after),
-            allowed(VerifyProblemKind::RowsRemoved)
-        ),
-        Some(after) => format!("{name} {before} → {}", data::thousands(after)),
-    };
-    if change.rows_after.is_some() && !change.columns_removed.is_empty() {
-        line.push_str(&format!(
-            "; columns gone: {}{}",
-            change.columns_removed.join(", "),
-            allowed(VerifyProblemKind::ColumnRemoved)
-        ));
-    }
-    line
 }

@@ -12,10 +12,8 @@ use crate::config::{Backups, Config, Proof};
 use crate::connection::display_name;
 use crate::error::Error;
 use crate::ops::backup::backup_now;
-use crate::ops::export_sqlx::{ExportReport, export_sqlx};
-use crate::ops::import_sqlx::{ImportReport, import_sqlx};
-use crate::ops::migrate::migrate;
-use crate::ops::rollback::{restore_file, rollback};
+use crate::ops::export_sqlx::ExportReport;
+use crate::ops::import_sqlx::ImportReport;
 use crate::ops::status::status;
 use crate::report::{BackupInfo, MigrateReport, RollbackReport, RollbackStrategy, StatusReport};
 use crate::run::database::Database;
@@ -23,6 +21,9 @@ use crate::run::plan::Newer;
 use crate::run::session::Mode;
 use crate::run::trace::{self, Operation, traced};
 use crate::source::Source;
+use run::Run;
+
+mod run;
 
 /// Migrates a SQLite database with the migrations of a [`Source`].
 ///
@@ -244,10 +245,7 @@ impl Migrator {
     }
 
     fn run(&self, mode: Mode) -> Run<'_> {
-        Run {
-            migrator: self,
-            mode,
-        }
+        Run::new(self, mode)
     }
 
     /// Takes a backup of the database now and applies retention.
@@ -333,71 +331,6 @@ impl DryRun<'_> {
     /// What [`Migrator::export_sqlx`] would write, after the same checks.
     pub async fn export_sqlx(&self, pool: &SqlitePool) -> Result<ExportReport, Error> {
         self.run.export_sqlx(pool).await
-    }
-}
-
-/// The operations that change a database, for real or as dry runs: where the database is
-/// resolved once and handed to the operation with the migrator's source and settings.
-#[derive(Debug, Clone, Copy)]
-struct Run<'m> {
-    migrator: &'m Migrator,
-    mode: Mode,
-}
-
-impl Run<'_> {
-    /// The span of `operation` on the pool's database, in this run's mode.
-    fn span(self, operation: Operation, pool: &SqlitePool) -> tracing::Span {
-        trace::operation(operation, &display_name(pool), self.mode == Mode::DryRun)
-    }
-
-    async fn migrate(self, pool: &SqlitePool, target: Option<i64>) -> Result<MigrateReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        traced(self.span(Operation::Migrate, pool), async {
-            let db = Database::resolve(pool).await?;
-            migrate(&db, source, config, target, self.mode).await
-        })
-        .await
-    }
-
-    async fn rollback(
-        self,
-        pool: &SqlitePool,
-        to: i64,
-        strategy: RollbackStrategy,
-    ) -> Result<RollbackReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        traced(self.span(Operation::Rollback, pool), async {
-            let db = Database::resolve(pool).await?;
-            rollback(&db, source, config, to, strategy, self.mode).await
-        })
-        .await
-    }
-
-    async fn restore_file(self, pool: &SqlitePool, path: &Path) -> Result<RollbackReport, Error> {
-        let config = &self.migrator.config;
-        traced(self.span(Operation::Restore, pool), async {
-            let db = Database::resolve(pool).await?;
-            restore_file(&db, config, path, (self.mode, config.proof())).await
-        })
-        .await
-    }
-
-    async fn import_sqlx(self, pool: &SqlitePool) -> Result<ImportReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        traced(self.span(Operation::ImportSqlx, pool), async {
-            let db = Database::resolve(pool).await?;
-            import_sqlx(&db, source, config, self.mode).await
-        })
-        .await
-    }
-
-    async fn export_sqlx(self, pool: &SqlitePool) -> Result<ExportReport, Error> {
-        let Migrator { source, config } = self.migrator;
-        traced(self.span(Operation::ExportSqlx, pool), async {
-            let db = Database::resolve(pool).await?;
-            export_sqlx(&db, source, config, self.mode).await
-        })
-        .await
     }
 }
 
