@@ -31,7 +31,7 @@ use crate::run::probe::{Effect, Probe, probe};
 use crate::run::script::run_step;
 use crate::source::{Migration, Source, Step};
 use allowance::allowances;
-use snapshot::Snapshot;
+use snapshot::{Detail, Snapshot};
 
 pub use data::TableChange;
 
@@ -230,7 +230,7 @@ async fn checks(
             ),
         ));
     }
-    let before = snapshot(on.conn).await?;
+    let before = snapshot(on.conn, Detail::WithShapes).await?;
     run(on, migration, migration.forward()).await?;
     if ask(on, migration).await? != Effect::Present {
         problems.push(problem(
@@ -238,7 +238,7 @@ async fn checks(
             "after the forward script the probe says 0".to_owned(),
         ));
     }
-    let applied = snapshot(on.conn).await?;
+    let applied = snapshot(on.conn, Detail::WithShapes).await?;
     let (changes, found) = data::compare(&before, &applied);
     *tables = changes;
     problems.extend(found.into_iter().map(|f| VerifyProblem {
@@ -256,7 +256,7 @@ async fn checks(
             ),
         ));
     }
-    if let Some(differences) = before.differences(&snapshot(on.conn).await?) {
+    if let Some(differences) = before.differences(&snapshot(on.conn, Detail::Content).await?) {
         problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
@@ -270,7 +270,7 @@ async fn checks(
     }
 
     run(on, migration, migration.forward()).await?;
-    if let Some(differences) = applied.differences(&snapshot(on.conn).await?) {
+    if let Some(differences) = applied.differences(&snapshot(on.conn, Detail::Content).await?) {
         problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
@@ -324,13 +324,15 @@ async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, Veri
         })
 }
 
-async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, VerifyProblem> {
-    Snapshot::take(conn).await.map_err(|e| VerifyProblem {
-        kind: VerifyProblemKind::ScriptFailed,
-        detail: format!("cannot read the scratch database: {e}"),
-        allowed: None,
-        differing: Vec::new(),
-    })
+async fn snapshot(conn: &mut SqliteConnection, detail: Detail) -> Result<Snapshot, VerifyProblem> {
+    Snapshot::take(conn, detail)
+        .await
+        .map_err(|e| VerifyProblem {
+            kind: VerifyProblemKind::ScriptFailed,
+            detail: format!("cannot read the scratch database: {e}"),
+            allowed: None,
+            differing: Vec::new(),
+        })
 }
 
 impl VerifyProblemKind {

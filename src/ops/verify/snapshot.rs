@@ -42,11 +42,20 @@ pub(crate) struct Column {
     pub has_default: bool,
 }
 
+/// How much a snapshot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// The schema and the rows: enough to compare two databases.
+    Content,
+    /// Also each table's shape, for what a migration does to the data (before and after it).
+    WithShapes,
+}
+
 /// The numbers in a database's header that scripts may set.
 const NUMBERS: [&str; 2] = ["user_version", "application_id"];
 
 impl Snapshot {
-    pub async fn take(conn: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
+    pub async fn take(conn: &mut SqliteConnection, detail: Detail) -> Result<Self, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT m.type, m.name, coalesce(m.sql, ''), coalesce(l.type, ''), coalesce(l.wr, 0)
              FROM sqlite_master AS m LEFT JOIN pragma_table_list AS l
@@ -76,7 +85,7 @@ impl Snapshot {
                 .get(&("table".to_owned(), table.clone()))
                 .map_or("", String::as_str);
             // Ordinary tables only: a virtual table's shadows are its index, not data.
-            if !shadow {
+            if !shadow && detail == Detail::WithShapes {
                 let mut shape = shape(conn, &table, sql).await?;
                 shape.rows = rows;
                 shapes.insert(table, shape);
