@@ -6,8 +6,11 @@
 //! Two uses: an [`Authorizer`] installed on a sqlx connection judges the statements of
 //! migration scripts while they run (and only those: the runner's own statements pass), and
 //! a [`Judge`] prepares a statement against an empty in-memory database to judge it when a
-//! script is loaded.
+//! script is loaded. The installed authorizer also tells, on demand, which tables the
+//! statements prepared on the connection write ([`Authorizer::recording`]): `verify` hashes
+//! only the tables a migration touched.
 
+use std::collections::BTreeSet;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,12 +52,13 @@ pub(crate) struct Refusal {
     pub reason: String,
 }
 
-/// What the callback reads: the policy, whether statements are being judged now, and the
-/// last refusal (for the error that names it).
+/// What the callback reads: the policy, whether statements are being judged now, the last
+/// refusal (for the error that names it), and the tables written while recording.
 struct State {
     policy: Policy,
     judging: AtomicBool,
     refused: Mutex<Option<Refusal>>,
+    written: Mutex<Option<BTreeSet<String>>>,
 }
 
 impl State {
@@ -63,12 +67,43 @@ impl State {
             policy,
             judging: AtomicBool::new(judging),
             refused: Mutex::new(None),
+            written: Mutex::new(None),
         }
     }
 
     fn take_refusal(&self) -> Option<Refusal> {
         self.refused.lock().ok()?.take()
     }
+
+    /// Notes that a statement being prepared writes `table`, if recording.
+    fn wrote(&self, table: Option<String>) {
+        if let (Ok(mut written), Some(table)) = (self.written.lock(), table)
+            && let Some(written) = written.as_mut()
+        {
+            written.insert(table.to_ascii_lowercase());
+        }
+    }
+}
+
+/// The table an action code writes the rows of (or removes, or rebuilds), if any: SQLite names
+/// it in the first argument, or the second for `ALTER TABLE`. Writes that triggers make are
+/// asked about while the statement that fires them is prepared.
+///
+/// # Safety
+/// As for [`text`]: `a` and `b` are NULL or NUL-terminated strings valid during the call.
+unsafe fn written_table(code: c_int, a: *const c_char, b: *const c_char) -> Option<String> {
+    let named = match code {
+        sys::SQLITE_INSERT
+        | sys::SQLITE_UPDATE
+        | sys::SQLITE_DELETE
+        | sys::SQLITE_DROP_TABLE
+        | sys::SQLITE_DROP_TEMP_TABLE
+        | sys::SQLITE_DROP_VTABLE => a,
+        sys::SQLITE_ALTER_TABLE => b,
+        _ => return None,
+    };
+    // SAFETY: `named` is `a` or `b`, which the caller guarantees.
+    unsafe { text(named) }
 }
 
 /// Reads a C string argument of the callback (`None` for NULL).
@@ -93,6 +128,8 @@ unsafe extern "C" fn callback(
     // SAFETY: `user` is the `State` registered with the callback, kept alive for as long as
     // the callback is installed (see `Authorizer` and `Judge`).
     let state = unsafe { &*(user as *const State) };
+    // SAFETY: SQLite passes NUL-terminated strings or NULL, valid during the call.
+    state.wrote(unsafe { written_table(code, a, b) });
     if !state.judging.load(Ordering::SeqCst) {
         return sys::SQLITE_OK;
     }
@@ -169,6 +206,46 @@ impl Authorizer {
         self.state.take_refusal()
     }
 
+    /// Records the tables that the statements prepared on the connection write, until
+    /// [`Recording::finish`]. A statement sqlx runs from its cache is not prepared again, so
+    /// clear the connection's statement cache first where that matters.
+    pub fn recording(&self) -> Recording<'_> {
+        if let Ok(mut written) = self.state.written.lock() {
+            *written = Some(BTreeSet::new());
+        }
+        Recording(&self.state)
+    }
+
+    /// The tables that `sql` (one statement) would write, as SQLite prepares it on `conn`,
+    /// without running it; judged while prepared, so that no setting takes effect that a script
+    /// may not make (SQLite applies some PRAGMAs while it prepares them). Empty when it does not
+    /// prepare here (it names a table an earlier statement creates).
+    pub async fn tables_written_by(
+        &self,
+        conn: &mut SqliteConnection,
+        sql: &str,
+    ) -> Result<BTreeSet<String>, sqlx::Error> {
+        let Ok(c_sql) = CString::new(sql) else {
+            return Ok(BTreeSet::new());
+        };
+        let recording = self.recording();
+        let judging = self.judging();
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle();
+        let mut stmt = ptr::null_mut();
+        // SAFETY: `db` is the open connection, which sqlx's worker does not use while the
+        // handle is locked; NUL-terminated SQL, out-pointer to a local; the statement (if
+        // any) is finalized at once, without being stepped.
+        unsafe {
+            sys::sqlite3_prepare_v2(db.as_ptr(), c_sql.as_ptr(), -1, &mut stmt, ptr::null_mut());
+            sys::sqlite3_finalize(stmt);
+        }
+        drop(handle);
+        drop(judging);
+        self.state.take_refusal();
+        Ok(recording.finish())
+    }
+
     /// Removes the authorizer from `conn` (a pool's connection, which outlives the run).
     pub async fn remove(mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         let mut handle = conn.lock_handle().await?;
@@ -190,6 +267,30 @@ impl Drop for Authorizer {
         if self.installed {
             // SQLite may still call the callback: its state must stay valid.
             std::mem::forget(Arc::clone(&self.state));
+        }
+    }
+}
+
+/// While it lives, the tables written by the statements prepared on the connection are
+/// recorded.
+pub(crate) struct Recording<'a>(&'a State);
+
+impl Recording<'_> {
+    /// The tables written (their names in lower case), and the end of the recording.
+    pub fn finish(self) -> BTreeSet<String> {
+        self.0
+            .written
+            .lock()
+            .ok()
+            .and_then(|mut written| written.take())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut written) = self.0.written.lock() {
+            *written = None;
         }
     }
 }
