@@ -46,18 +46,6 @@ impl CopyFailure {
     }
 }
 
-/// Copies the main database of `source` into a new file `dest` with the backup API, makes the
-/// file self-contained and syncs it.
-pub(crate) fn copy_to_new_file(
-    source: &RawConnection,
-    dest: &Path,
-    progress: Option<&ProgressFn>,
-) -> Result<(), CopyFailure> {
-    copy_pages(source, dest, progress)?;
-    finish_file(dest).map_err(BackupError::io("cannot finish the file"))?;
-    Ok(())
-}
-
 /// Copies the main database of `source` into the file `dest` (created, or overwritten) with
 /// the backup API, reading through `source`'s read transaction when it holds one. The file is
 /// neither self-contained nor synced yet.
@@ -95,7 +83,8 @@ fn open_destination(dest: &Path, mode: OpenMode) -> Result<RawConnection, Backup
 /// Copies the database file `src` into a new file `dest` (for a scratch database), only
 /// reading it through the backup API, even while others write to it. The connection may write
 /// when the file lets it, only so that SQLite, closing it, removes the `-wal` and `-shm` files
-/// that opening a WAL database creates (a read-only connection would leave them behind).
+/// that opening a WAL database creates (a read-only connection would leave them behind). The
+/// copy is not synced: a scratch database is thrown away, never trusted after a crash.
 pub(crate) async fn copy_database(src: &Path, dest: &Path) -> Result<(), Error> {
     let (from, to) = (src.to_owned(), dest.to_owned());
     super::blocking(move || {
@@ -105,10 +94,12 @@ pub(crate) async fn copy_database(src: &Path, dest: &Path) -> Result<(), Error> 
         source
             .exec("PRAGMA query_only = ON")
             .map_err(BackupError::sqlite("cannot open the database"))?;
-        copy_to_new_file(&source, &to, None)
+        copy_pages(&source, &to, None)?;
+        to_rollback_journal(&to).map_err(BackupError::io("cannot finish the file"))?;
+        Ok(())
     })
     .await
-    .map_err(|failure| failure.into_error(src, dest, Duration::ZERO))
+    .map_err(|failure: CopyFailure| failure.into_error(src, dest, Duration::ZERO))
 }
 
 /// How many times a copy made without a lock may start over (another connection committed)
@@ -147,10 +138,16 @@ fn run_steps<D: AsRef<RawConnection>, S: AsRef<RawConnection>>(
     }
 }
 
-/// Turns a copy of a WAL-mode database into a rollback-journal one (header bytes 18 and 19,
-/// the file format's read and write versions, from 2 to 1), so that the backup is one
-/// self-contained file, and syncs it to disk.
+/// Turns a copy of a WAL-mode database into a rollback-journal one (see
+/// [`to_rollback_journal`]), and syncs it to disk.
 pub(crate) fn finish_file(path: &Path) -> std::io::Result<()> {
+    to_rollback_journal(path)?.sync_all()
+}
+
+/// Turns a copy of a WAL-mode database into a rollback-journal one (header bytes 18 and 19,
+/// the file format's read and write versions, from 2 to 1), so that it is one self-contained
+/// file; the file, not synced.
+fn to_rollback_journal(path: &Path) -> std::io::Result<std::fs::File> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -164,7 +161,7 @@ pub(crate) fn finish_file(path: &Path) -> std::io::Result<()> {
             file.write_all(&[1, 1])?;
         }
     }
-    file.sync_all()
+    Ok(file)
 }
 
 /// A restore of a backup file into the live database, holding the live database's write lock
@@ -284,7 +281,7 @@ mod tests {
                 drop(other);
 
                 let reader = RawConnection::open(&live, OpenMode::Existing).unwrap();
-                copy_to_new_file(&reader, &dir.path().join("copy.db"), None).unwrap();
+                copy_pages(&reader, &dir.path().join("copy.db"), None).unwrap();
                 let before = reader.data_version().unwrap();
                 if commit_in_between {
                     writer.exec("INSERT INTO t VALUES (2);").unwrap();
