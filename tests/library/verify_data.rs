@@ -171,3 +171,130 @@ async fn the_summary_says_what_each_table_lost() {
     );
     assert!(!report.ok, "003 drops a table without saying why");
 }
+
+/// A starting database with tables that exist before any migration (so `verify` reads them
+/// only once something writes them): `big` with ten rows, `log`, and a trigger on `log` that
+/// deletes from `big`.
+async fn start_with_big_table(ws: &Workspace) -> std::path::PathBuf {
+    let start = ws.path().join("start.sqlite3");
+    exec(
+        &start,
+        "CREATE TABLE big (x INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)
+         INSERT INTO big SELECT i, 'v' || i FROM n;
+         CREATE TABLE log (y INTEGER);
+         CREATE TABLE quiet (z INTEGER);
+         INSERT INTO quiet VALUES (1);
+         CREATE TRIGGER log_deletes AFTER INSERT ON log BEGIN DELETE FROM big WHERE x = NEW.y; END;",
+    )
+    .await;
+    start
+}
+
+/// The problems `verify` finds in migration 1 from `start`.
+async fn first_from(ws: &Workspace, start: &std::path::Path) -> (Vec<VerifyProblemKind>, String) {
+    let report = verify(&Source::from_dir(ws.migrations_dir()).unwrap(), Some(start))
+        .await
+        .unwrap();
+    let check = report.migrations.iter().find(|m| m.version == 1).unwrap();
+    let kinds = check.problems.iter().map(|p| p.kind).collect();
+    (kinds, report.to_string())
+}
+
+/// A table that only a trigger writes is read before and after: the authorizer names it while
+/// the statement that fires the trigger is prepared.
+#[tokio::test]
+async fn a_table_written_only_by_a_trigger_is_measured() {
+    let ws = Workspace::new();
+    let start = start_with_big_table(&ws).await;
+    ws.migration(
+        "001_log_three",
+        "INSERT INTO log VALUES (3);\n",
+        "DELETE FROM log WHERE y = 3;\n",
+        "SELECT count(*) FROM log WHERE y = 3;\n",
+    );
+    let (kinds, text) = first_from(&ws, &start).await;
+    assert!(kinds.contains(&VerifyProblemKind::RowsRemoved), "{text}");
+    assert!(
+        kinds.contains(&VerifyProblemKind::RollbackInexact),
+        "{text}"
+    );
+    assert!(text.contains("big 10 → 9"), "{text}");
+    assert!(!text.contains("quiet"), "{text}");
+}
+
+/// A statement that does not prepare before the script runs (it names a table the script
+/// creates) writes, through a trigger the script creates, a table nothing else named: found
+/// while it runs, the step run again once the table is read.
+#[tokio::test]
+async fn a_write_no_statement_announced_is_measured() {
+    let ws = Workspace::new();
+    let start = start_with_big_table(&ws).await;
+    ws.migration(
+        "001_trim_big",
+        "CREATE TABLE trims (y INTEGER);\n\
+         CREATE TRIGGER trim AFTER INSERT ON trims BEGIN DELETE FROM big WHERE x >= NEW.y; END;\n\
+         INSERT INTO trims VALUES (8);\n",
+        "DROP TABLE trims;\n",
+        "SELECT count(*) FROM sqlite_master WHERE name = 'trims';\n",
+    );
+    let (kinds, text) = first_from(&ws, &start).await;
+    assert!(text.contains("big 10 → 7"), "{text}");
+    assert!(kinds.contains(&VerifyProblemKind::RowsRemoved), "{text}");
+    assert!(
+        kinds.contains(&VerifyProblemKind::RollbackInexact) && text.contains("rows differ in big"),
+        "{text}"
+    );
+}
+
+async fn delete_four(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    // A persistent statement: sqlx keeps it prepared, and runs it again from its cache.
+    sqlx::query("DELETE FROM big WHERE x = 4")
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+}
+
+/// A code migration's statements cannot be read before it runs: what it writes is found while
+/// it runs.
+#[tokio::test]
+async fn a_code_migration_write_is_measured() {
+    let ws = Workspace::new();
+    let start = start_with_big_table(&ws).await;
+    std::fs::create_dir_all(ws.migrations_dir()).unwrap();
+    let source = Source::from_dir(ws.migrations_dir()).unwrap().with_code(
+        backstop::CodeMigration::new(1, "delete_four", "r1", backstop::code!(delete_four))
+            .probe("SELECT count(*) = 0 FROM big WHERE x = 4")
+            .rollback_sql("SELECT 1"),
+    );
+    let report = verify(&source.unwrap(), Some(&start)).await.unwrap();
+    let text = report.to_string();
+    let kinds: Vec<_> = report.migrations[0]
+        .problems
+        .iter()
+        .map(|p| p.kind)
+        .collect();
+    assert!(text.contains("big 10 → 9"), "{text}");
+    assert!(kinds.contains(&VerifyProblemKind::RowsRemoved), "{text}");
+    assert!(
+        kinds.contains(&VerifyProblemKind::RollbackInexact),
+        "{text}"
+    );
+}
+
+/// Nothing written, nothing read: a migration that leaves the starting tables alone passes,
+/// and those tables are in no line of the report.
+#[tokio::test]
+async fn untouched_tables_stay_out_of_the_report() {
+    let ws = Workspace::new();
+    let start = start_with_big_table(&ws).await;
+    ws.migration(
+        "001_notes",
+        "CREATE TABLE notes (n TEXT);\nINSERT INTO notes VALUES ('a');\n",
+        "DROP TABLE notes;\n",
+        "SELECT count(*) FROM sqlite_master WHERE name = 'notes';\n",
+    );
+    let (kinds, text) = first_from(&ws, &start).await;
+    assert!(kinds.is_empty(), "{text}");
+    assert!(!text.contains("big") && !text.contains("quiet"), "{text}");
+}

@@ -14,14 +14,15 @@
 
 mod allowance;
 mod data;
+mod ledger;
 mod snapshot;
 
 use std::fmt::{self, Display, Formatter};
 use std::path::Path;
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
 
 use crate::backup::copy_database;
 use crate::connection::{Guarded, RunnerConnection};
@@ -31,6 +32,7 @@ use crate::run::probe::{Effect, Probe, probe};
 use crate::run::script::run_step;
 use crate::source::{Migration, Source, Step};
 use allowance::allowances;
+use ledger::Ledger;
 use snapshot::{Detail, Snapshot};
 
 pub use data::TableChange;
@@ -145,16 +147,30 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
     let options = SqliteConnectOptions::new()
         .filename(&scratch)
         .create_if_missing(true)
-        .foreign_keys(false);
+        .foreign_keys(false)
+        // A scratch database: what a crash would lose is thrown away anyway.
+        .synchronous(SqliteSynchronous::Off)
+        .pragma("cache_size", "-65536");
     let mut conn = RunnerConnection::connect(&options, &scratch, crate::source::judge).await?;
     let mut on = conn.guarded();
     let applied = History::read(on.conn).await.unwrap_or_default();
+    let mut ledger = match Ledger::start(on.conn).await {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            conn.close().await;
+            return Err(crate::connection::database_error(
+                &scratch,
+                "reading the copy's tables",
+                e,
+            ));
+        }
+    };
     let mut checks = Vec::new();
     for migration in source.migrations() {
         if applied.get(migration.version()).is_some() {
             continue;
         }
-        let check = check_one(&mut on, migration, start.is_some()).await;
+        let check = check_one(&mut on, &mut ledger, migration, start.is_some()).await;
         let stop = check.problems.iter().any(|p| {
             matches!(
                 p.kind,
@@ -174,12 +190,17 @@ pub async fn verify(source: &Source, start: Option<&Path>) -> Result<VerifyRepor
 }
 
 /// Runs the checks of one migration, leaving it applied.
-async fn check_one(on: &mut Guarded<'_>, migration: &Migration, adopt: bool) -> MigrationCheck {
+async fn check_one(
+    on: &mut Guarded<'_>,
+    ledger: &mut Ledger,
+    migration: &Migration,
+    adopt: bool,
+) -> MigrationCheck {
     let mut problems = Vec::new();
     let mut adopted = false;
     let mut tables = Vec::new();
     let found = (&mut problems, &mut adopted, &mut tables);
-    let outcome = checks(on, migration, adopt, found).await;
+    let outcome = checks(on, ledger, migration, adopt, found).await;
     if let Err(problem) = outcome {
         problems.push(problem);
     }
@@ -202,6 +223,7 @@ async fn check_one(on: &mut Guarded<'_>, migration: &Migration, adopt: bool) -> 
 
 async fn checks(
     on: &mut Guarded<'_>,
+    ledger: &mut Ledger,
     migration: &Migration,
     adopt: bool,
     (problems, adopted, tables): (&mut Vec<VerifyProblem>, &mut bool, &mut Vec<TableChange>),
@@ -230,15 +252,15 @@ async fn checks(
             ),
         ));
     }
-    let before = snapshot(on.conn, Detail::WithShapes).await?;
-    run(on, migration, migration.forward()).await?;
+    let before = snapshot(on.conn, Detail::WithShapes, ledger).await?;
+    run(on, ledger, migration, migration.forward()).await?;
     if ask(on, migration).await? != Effect::Present {
         problems.push(problem(
             VerifyProblemKind::ProbeNotConfirmed,
             "after the forward script the probe says 0".to_owned(),
         ));
     }
-    let applied = snapshot(on.conn, Detail::WithShapes).await?;
+    let applied = snapshot(on.conn, Detail::WithShapes, ledger).await?;
     let (changes, found) = data::compare(&before, &applied);
     *tables = changes;
     problems.extend(found.into_iter().map(|f| VerifyProblem {
@@ -246,7 +268,7 @@ async fn checks(
         ..problem(f.kind, f.detail)
     }));
 
-    run(on, migration, migration.rollback()).await?;
+    run(on, ledger, migration, migration.rollback()).await?;
     if !data && ask(on, migration).await? != Effect::Absent {
         problems.push(problem(
             VerifyProblemKind::RollbackInexact,
@@ -256,7 +278,8 @@ async fn checks(
             ),
         ));
     }
-    if let Some(differences) = before.differences(&snapshot(on.conn, Detail::Content).await?) {
+    let rolled_back = snapshot(on.conn, Detail::Content, ledger).await?;
+    if let Some(differences) = before.differences(&rolled_back, ledger) {
         problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
@@ -269,8 +292,9 @@ async fn checks(
         });
     }
 
-    run(on, migration, migration.forward()).await?;
-    if let Some(differences) = applied.differences(&snapshot(on.conn, Detail::Content).await?) {
+    run(on, ledger, migration, migration.forward()).await?;
+    let reapplied = snapshot(on.conn, Detail::Content, ledger).await?;
+    if let Some(differences) = applied.differences(&reapplied, ledger) {
         problems.push(VerifyProblem {
             differing: differences.names.clone(),
             ..problem(
@@ -284,9 +308,13 @@ async fn checks(
     Ok(())
 }
 
-/// Runs a script in its own transaction, as the runner would.
+/// Runs a script in its own transaction, as the runner would. The tables it writes that nothing
+/// had written before are hashed first (see [`Ledger`]): those its statements name as SQLite
+/// prepares them against the database as it is, and any other it turns out to write, the
+/// transaction then rolled back and the step run again.
 async fn run(
     on: &mut Guarded<'_>,
+    ledger: &mut Ledger,
     migration: &Migration,
     step: &Step,
 ) -> Result<(), VerifyProblem> {
@@ -296,20 +324,44 @@ async fn run(
         allowed: None,
         differing: Vec::new(),
     };
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *on.conn)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    match run_step(on, migration.version(), step).await {
-        Ok(_) => sqlx::raw_sql("COMMIT")
+    let sql = |e: sqlx::Error| failed(e.to_string());
+    if let Step::Sql(script) = step {
+        for statement in script.statements() {
+            let written = on
+                .guard
+                .tables_written_by(on.conn, statement.sql())
+                .await
+                .map_err(sql)?;
+            ledger.touch(on.conn, &written).await.map_err(sql)?;
+        }
+    }
+    loop {
+        // A statement sqlx runs from its cache is not prepared again, so not recorded.
+        on.conn.clear_cached_statements().await.map_err(sql)?;
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *on.conn)
+            .await
+            .map_err(sql)?;
+        let guard = on.guard;
+        let recording = guard.recording();
+        let ran = run_step(on, migration.version(), step).await;
+        let written = recording.finish();
+        if ran.is_err() || ledger.any_untouched(&written) {
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut *on.conn)
+                .await
+                .map_err(sql)?;
+            if let Err(e) = ran {
+                return Err(failed(e.to_string()));
+            }
+            ledger.touch(on.conn, &written).await.map_err(sql)?;
+            continue;
+        }
+        return sqlx::raw_sql("COMMIT")
             .execute(&mut *on.conn)
             .await
             .map(drop)
-            .map_err(|e| failed(e.to_string())),
-        Err(e) => {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *on.conn).await;
-            Err(failed(e.to_string()))
-        }
+            .map_err(sql);
     }
 }
 
@@ -324,8 +376,12 @@ async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, Veri
         })
 }
 
-async fn snapshot(conn: &mut SqliteConnection, detail: Detail) -> Result<Snapshot, VerifyProblem> {
-    Snapshot::take(conn, detail)
+async fn snapshot(
+    conn: &mut SqliteConnection,
+    detail: Detail,
+    ledger: &Ledger,
+) -> Result<Snapshot, VerifyProblem> {
+    Snapshot::take(conn, detail, ledger)
         .await
         .map_err(|e| VerifyProblem {
             kind: VerifyProblemKind::ScriptFailed,

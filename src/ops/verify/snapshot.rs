@@ -1,24 +1,43 @@
 //! A snapshot of a whole database, to compare: every schema object's SQL, a hash of every
 //! table's rows (with their row ids, the types and bytes of every value), and the two numbers
 //! a database keeps for its application (`user_version`, `application_id`), which scripts may
-//! set.
+//! set. A table nothing has written since `verify` began is not read (see [`Ledger`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+
+use super::ledger::Ledger;
 
 /// The schema and content of a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     /// `(type, name)` → SQL (empty for automatic indexes).
     objects: BTreeMap<(String, String), String>,
-    /// Table → (rows, hash of the rows).
-    tables: BTreeMap<String, (u64, [u8; 32])>,
+    /// Table → its rows.
+    tables: BTreeMap<String, Content>,
     /// `user_version` and `application_id`.
     numbers: [(&'static str, i64); 2],
     /// Each table's shape, as SQLite describes it (for what a migration does to the data).
     pub shapes: BTreeMap<String, Shape>,
+}
+
+/// A table's rows in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    /// Read and hashed.
+    Hashed(Hashed),
+    /// Not written since `verify` began, so not read: as the ledger has them.
+    Untouched,
+}
+
+/// How many rows a table has, and the hash of them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hashed {
+    pub rows: u64,
+    hash: [u8; 32],
 }
 
 /// What SQLite says of a table: its columns and its unique keys.
@@ -55,7 +74,11 @@ pub(crate) enum Detail {
 const NUMBERS: [&str; 2] = ["user_version", "application_id"];
 
 impl Snapshot {
-    pub async fn take(conn: &mut SqliteConnection, detail: Detail) -> Result<Self, sqlx::Error> {
+    pub async fn take(
+        conn: &mut SqliteConnection,
+        detail: Detail,
+        ledger: &Ledger,
+    ) -> Result<Self, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT m.type, m.name, coalesce(m.sql, ''), coalesce(l.type, ''), coalesce(l.wr, 0)
              FROM sqlite_master AS m LEFT JOIN pragma_table_list AS l
@@ -79,8 +102,14 @@ impl Snapshot {
         let mut hashed = BTreeMap::new();
         let mut shapes = BTreeMap::new();
         for (table, without_rowid, shadow) in tables {
-            let (rows, hash) = hash_rows(conn, &table, without_rowid).await?;
-            hashed.insert(table.clone(), (rows, hash));
+            let (rows, content) = match ledger.untouched(&table) {
+                Some(rows) => (rows, Content::Untouched),
+                None => {
+                    let read = hash_rows(conn, &table, without_rowid).await?;
+                    (read.rows, Content::Hashed(read))
+                }
+            };
+            hashed.insert(table.clone(), content);
             let sql = objects
                 .get(&("table".to_owned(), table.clone()))
                 .map_or("", String::as_str);
@@ -107,8 +136,9 @@ impl Snapshot {
         })
     }
 
-    /// What differs from `other`; `None` when nothing does.
-    pub fn differences(&self, other: &Snapshot) -> Option<Differences> {
+    /// What differs from `other` (taken later in the same verification, with `ledger`); `None`
+    /// when nothing does.
+    pub fn differences(&self, other: &Snapshot, ledger: &Ledger) -> Option<Differences> {
         let mut found = Differences::default();
         for (key, sql) in &self.objects {
             match other.objects.get(key) {
@@ -124,13 +154,22 @@ impl Snapshot {
                 found.object(key, "is new".to_owned());
             }
         }
-        for (table, (rows, hash)) in &self.tables {
-            match other.tables.get(table) {
-                Some((their_rows, their_hash)) if their_hash != hash => {
+        // An untouched table is as it was before its first write, if it has been written since
+        // (it was untouched in both snapshots otherwise: equal).
+        let rows = |table: &str, content: &Content| match content {
+            Content::Hashed(hashed) => Some(*hashed),
+            Content::Untouched => ledger.before_first_write(table).copied(),
+        };
+        for (table, ours) in &self.tables {
+            let Some(theirs) = other.tables.get(table) else {
+                continue;
+            };
+            match (rows(table, ours), rows(table, theirs)) {
+                (Some(ours), Some(theirs)) if ours != theirs => {
                     found.names.push(table.clone());
                     found
                         .tables
-                        .push(format!("{table} ({rows} rows, now {their_rows})"));
+                        .push(format!("{table} ({} rows, now {})", ours.rows, theirs.rows));
                 }
                 _ => {}
             }
@@ -219,12 +258,17 @@ async fn shape(conn: &mut SqliteConnection, table: &str, sql: &str) -> Result<Sh
     })
 }
 
-async fn hash_rows(
+/// `name` as an SQL identifier.
+pub(super) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Reads every row of `table` (streamed: memory stays flat, whatever its size) and hashes them.
+pub(super) async fn hash_rows(
     conn: &mut SqliteConnection,
     table: &str,
     without_rowid: bool,
-) -> Result<(u64, [u8; 32]), sqlx::Error> {
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+) -> Result<Hashed, sqlx::Error> {
     let columns: Vec<String> =
         sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
             .bind(table)
@@ -260,14 +304,18 @@ async fn hash_rows(
         values.join(" || ',' || "),
         quote(table)
     );
-    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
     let mut hasher = Sha256::new();
-    for row in &rows {
+    let mut count = 0;
+    let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
+        .persistent(false)
+        .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
         hasher.update(row.as_bytes());
         hasher.update(b"\n");
+        count += 1;
     }
-    Ok((rows.len() as u64, hasher.finalize().into()))
+    Ok(Hashed {
+        rows: count,
+        hash: hasher.finalize().into(),
+    })
 }
