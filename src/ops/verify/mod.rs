@@ -16,24 +16,24 @@ mod allowance;
 mod data;
 mod ledger;
 mod snapshot;
+mod step;
 
 use std::fmt::{self, Display, Formatter};
 use std::path::Path;
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection};
 
 use crate::backup::copy_database;
 use crate::connection::{Guarded, RunnerConnection};
 use crate::error::Error;
 use crate::history::History;
-use crate::run::probe::{Effect, Probe, probe};
-use crate::run::script::run_step;
-use crate::source::{Migration, Source, Step};
+use crate::run::probe::Effect;
+use crate::source::{Migration, Source};
 use allowance::allowances;
 use ledger::Ledger;
-use snapshot::{Detail, Snapshot};
+use snapshot::Detail;
+use step::{ask, run, snapshot};
 
 pub use data::TableChange;
 
@@ -228,12 +228,7 @@ async fn checks(
     adopt: bool,
     (problems, adopted, tables): (&mut Vec<VerifyProblem>, &mut bool, &mut Vec<TableChange>),
 ) -> Result<(), VerifyProblem> {
-    let problem = |kind, detail: String| VerifyProblem {
-        kind,
-        detail,
-        allowed: None,
-        differing: Vec::new(),
-    };
+    let problem = VerifyProblem::new;
     // A data probe (a backfill's condition) may well say 1 on a database without the data.
     let data = migration.has_data_probe();
     if (adopt || !data) && ask(on, migration).await? == Effect::Present {
@@ -308,87 +303,15 @@ async fn checks(
     Ok(())
 }
 
-/// Runs a script in its own transaction, as the runner would. The tables it writes that nothing
-/// had written before are hashed first (see [`Ledger`]): those its statements name as SQLite
-/// prepares them against the database as it is, and any other it turns out to write, the
-/// transaction then rolled back and the step run again.
-async fn run(
-    on: &mut Guarded<'_>,
-    ledger: &mut Ledger,
-    migration: &Migration,
-    step: &Step,
-) -> Result<(), VerifyProblem> {
-    let failed = |detail: String| VerifyProblem {
-        kind: VerifyProblemKind::ScriptFailed,
-        detail,
-        allowed: None,
-        differing: Vec::new(),
-    };
-    let sql = |e: sqlx::Error| failed(e.to_string());
-    if let Step::Sql(script) = step {
-        for statement in script.statements() {
-            let written = on
-                .guard
-                .tables_written_by(on.conn, statement.sql())
-                .await
-                .map_err(sql)?;
-            ledger.touch(on.conn, &written).await.map_err(sql)?;
-        }
-    }
-    loop {
-        // A statement sqlx runs from its cache is not prepared again, so not recorded.
-        on.conn.clear_cached_statements().await.map_err(sql)?;
-        sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut *on.conn)
-            .await
-            .map_err(sql)?;
-        let guard = on.guard;
-        let recording = guard.recording();
-        let ran = run_step(on, migration.version(), step).await;
-        let written = recording.finish();
-        if ran.is_err() || ledger.any_untouched(&written) {
-            sqlx::raw_sql("ROLLBACK")
-                .execute(&mut *on.conn)
-                .await
-                .map_err(sql)?;
-            if let Err(e) = ran {
-                return Err(failed(e.to_string()));
-            }
-            ledger.touch(on.conn, &written).await.map_err(sql)?;
-            continue;
-        }
-        return sqlx::raw_sql("COMMIT")
-            .execute(&mut *on.conn)
-            .await
-            .map(drop)
-            .map_err(sql);
-    }
-}
-
-async fn ask(on: &mut Guarded<'_>, migration: &Migration) -> Result<Effect, VerifyProblem> {
-    probe(on, Probe::of(migration))
-        .await
-        .map_err(|e| VerifyProblem {
-            kind: VerifyProblemKind::ProbeFailed,
-            detail: e.to_string(),
+impl VerifyProblem {
+    fn new(kind: VerifyProblemKind, detail: String) -> Self {
+        VerifyProblem {
+            kind,
+            detail,
             allowed: None,
             differing: Vec::new(),
-        })
-}
-
-async fn snapshot(
-    conn: &mut SqliteConnection,
-    detail: Detail,
-    ledger: &Ledger,
-) -> Result<Snapshot, VerifyProblem> {
-    Snapshot::take(conn, detail, ledger)
-        .await
-        .map_err(|e| VerifyProblem {
-            kind: VerifyProblemKind::ScriptFailed,
-            detail: format!("cannot read the scratch database: {e}"),
-            allowed: None,
-            differing: Vec::new(),
-        })
+        }
+    }
 }
 
 impl VerifyProblemKind {
