@@ -33,6 +33,8 @@ mod legacy_db;
 
 #[path = "bench/code_rows.rs"]
 mod code_rows;
+#[path = "bench/verify_data.rs"]
+mod verify_data;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -71,6 +73,9 @@ struct Args {
     /// Seed of the generated databases
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only these sections (by number, comma-separated; all by default)
+    #[arg(long, value_delimiter = ',')]
+    sections: Vec<usize>,
     /// Internal: migrate this database in this process and exit (the peak-memory child when
     /// the `migrate` CLI is not available)
     #[arg(long, hide = true, requires = "child_backups")]
@@ -132,14 +137,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
         work: work.clone(),
         shipped,
     };
+    let wanted = |n: usize| args.sections.is_empty() || args.sections.contains(&n);
     let mut sections = Vec::new();
-    sections.push(bench.backups(&full).await?);
-    sections.push(bench.full_migrate(&full).await?);
-    sections.push(bench.many_noop_and_status().await?);
-    sections.push(bench.many_applied().await?);
-    sections.push(bench.peak_memory(&full, &quarter).await?);
-    sections.push(bench.writer_stall(&full).await?);
-    sections.push(code_rows::code_migration(&work, args.runs).await?);
+    if wanted(1) {
+        sections.push(bench.backups(&full).await?);
+    }
+    if wanted(2) {
+        sections.push(bench.full_migrate(&full).await?);
+    }
+    if wanted(3) {
+        sections.push(bench.many_noop_and_status().await?);
+    }
+    if wanted(4) {
+        sections.push(bench.many_applied().await?);
+    }
+    if wanted(5) {
+        sections.push(bench.peak_memory(&full, &quarter).await?);
+    }
+    if wanted(6) {
+        sections.push(bench.writer_stall(&full).await?);
+    }
+    if wanted(7) {
+        sections.push(code_rows::code_migration(&work, args.runs).await?);
+    }
+    if wanted(8) {
+        sections.push(verify_data::verify_database(&full, &work, &bench.shipped, args.runs).await?);
+    }
     std::fs::remove_dir_all(&work)?;
 
     let report = Report {
