@@ -139,6 +139,16 @@
 //! other's backups, even where a file system reuses inodes and gives no birth time. Backups get no permission the database lacks; a backup directory or file
 //! that another user owns or can write is refused ([`Error::UnsafeBackupPath`]).
 //!
+//! # Fleets
+//!
+//! [`Migrator::migrate_each`] migrates many databases (one file per tenant, user or session),
+//! each exactly as [`Migrator::migrate`] does it alone, at most [`FleetOptions::jobs`] at once,
+//! with canaries first and a choice to stop or go on after a failure; the [`FleetReport`] has
+//! each database's outcome. A fleet is not one transaction: a failure in one database never
+//! touches another, and running the fleet again does only what is still pending.
+//! [`Migrator::status_each`] counts the databases at each version; `dry_run_each`,
+//! `migrate_each_to` and `backup_each` do the rest.
+//!
 //! # Dry runs
 //!
 //! [`Migrator::dry_run`] gives every operation that changes a database as a dry run
@@ -166,6 +176,7 @@ mod connection;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
+mod fleet;
 mod history;
 mod migrator;
 mod ops;
@@ -175,6 +186,9 @@ mod source;
 
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, ForeignKeyViolation, LockHolder, SqliteFailure};
+pub use fleet::{
+    FleetDatabase, FleetEntry, FleetOptions, FleetOutcome, FleetProgress, FleetReport,
+};
 pub use migrator::{DryRun, Migrator};
 pub use ops::add::{NewMigration, add_migration};
 pub use ops::export_sqlx::ExportReport;

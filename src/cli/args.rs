@@ -72,9 +72,12 @@ pub(crate) struct Args {
 pub(crate) enum Command {
     /// Show the version and the state of every migration
     Status {
-        /// Exit with 1 when anything is pending, drifted, modified or unknown (for CI)
+        /// Exit with 1 when anything is pending, drifted, modified or unknown (for CI); with
+        /// --databases, also when a database cannot be read
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Apply pending migrations (creates a missing database)
     Migrate {
@@ -84,6 +87,8 @@ pub(crate) enum Command {
         /// Stop at this version
         #[arg(long, value_name = "N")]
         target: Option<i64>,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Go back to an earlier version (a backup of the current state is taken first)
     Rollback {
@@ -131,7 +136,10 @@ pub(crate) enum Command {
     /// List the backups of the database
     Backups,
     /// Take a backup of the database now
-    Backup,
+    Backup {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// Write the three files of a new migration (NNN_DESCRIPTION.sql, .rollback.sql,
     /// .probe.sql) into the migrations directory; opens no database
     Add {
@@ -142,6 +150,66 @@ pub(crate) enum Command {
     /// Prove every migration and its rollback on a scratch database (never yours; with
     /// --database, a copy of it); exit 1 on any problem
     Verify,
+}
+
+/// A fleet: many databases instead of `--database`, each migrated (read, backed up) as alone,
+/// a bounded number at once.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("fleet").multiple(true).args(["databases", "databases_from"]))]
+pub(crate) struct FleetArgs {
+    /// Every database file matching this pattern (repeatable; `*`, `?`, `[ab]`, `**`; the
+    /// matches sorted; a plain path is a one-file pattern; directories and the -wal, -shm and
+    /// -journal files of a matched database are left out)
+    #[arg(long, value_name = "GLOB")]
+    pub databases: Vec<String>,
+    /// Database paths read from FILE, one a line ('-': standard input; blank lines and lines
+    /// starting with '#' skipped), after the --databases matches
+    #[arg(long, value_name = "FILE")]
+    pub databases_from: Option<PathBuf>,
+    /// At most N databases at once [default: the number of CPUs]
+    #[arg(long, value_name = "N", requires = "fleet", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Go on after a database fails (without it, the first failure stops starting others)
+    #[arg(long, requires = "fleet")]
+    pub keep_going: bool,
+    /// Run the first N databases one at a time before any other; if one fails, stop
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "fleet")]
+    pub canary: usize,
+}
+
+impl Args {
+    /// The fleet the command names (`--databases`, `--databases-from`), if any.
+    pub fn fleet(&self) -> Option<&FleetArgs> {
+        match &self.command {
+            Command::Status { fleet, .. }
+            | Command::Migrate { fleet, .. }
+            | Command::Backup { fleet } => Some(fleet).filter(|f| f.named()),
+            _ => None,
+        }
+    }
+
+    /// Refuses what clap cannot see: `--database` (a global flag, given before or after the
+    /// command) with a fleet.
+    pub fn check_conflicts(&self, command: &clap::Command) -> Result<(), clap::Error> {
+        match (&self.database, self.fleet()) {
+            (Some(database), Some(_)) => Err(command.clone().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--database {} cannot be used with --databases or --databases-from",
+                    database.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FleetArgs {
+    /// Whether a fleet was named (else the command works on one database).
+    pub fn named(&self) -> bool {
+        !self.databases.is_empty() || self.databases_from.is_some()
+    }
 }
 
 /// A `--busy-timeout` that is not a number of seconds SQLite can wait.

@@ -31,6 +31,12 @@
 //! writes into `--migrations DIR`, else into the directory the program's migrations come from
 //! (embedded from, or read from); never into a `migrations/` that happens to be where it runs.
 //!
+//! **Fleets.** `migrate`, `status` and `backup` take `--databases GLOB` (repeatable, expanded
+//! by the command itself, sorted) or `--databases-from FILE` (`-`: stdin) instead of
+//! `--database`, with `--jobs N`, `--keep-going` and `--canary N`
+//! ([`Migrator::migrate_each`]); a fleet that names no database is an error (`no_databases`),
+//! and the exit code is 0 only when every database ended well.
+//!
 //! Reports are printed as their `Display` text, or as JSON with `--json` (the library's report
 //! values: `database` as it was named, every file a report points to by its absolute path); errors go to stderr with
 //! exit code 1 (`{"error": ..., "kind": ...}` under `--json`); usage errors exit with 2.
@@ -39,6 +45,7 @@
 
 mod args;
 mod backups;
+mod fleet;
 mod output;
 mod progress;
 mod target;
@@ -50,8 +57,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 use crate::config::{Config, Newer};
-use crate::{Error, Migrator, Source};
-use args::{Args, Command};
+use crate::{Error, FleetOptions, FleetReport, Migrator, Source};
+use args::{Args, Command, FleetArgs};
 use backups::BackupTable;
 use output::{CliError, CliKind, Failure, Format};
 use progress::Progress;
@@ -173,10 +180,13 @@ impl Cli {
         if let Err(e) = args::check_variables(&command) {
             e.exit();
         }
-        let args = match Args::from_arg_matches(&command.get_matches_from(args)) {
+        let args = match Args::from_arg_matches(&command.clone().get_matches_from(args)) {
             Ok(args) => args,
             Err(e) => e.exit(),
         };
+        if let Err(e) = args.check_conflicts(&command) {
+            e.exit();
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build();
@@ -259,7 +269,30 @@ impl Cli {
                 format.print(&report);
                 success(report.ok)
             }
-            Command::Status { check } => {
+            Command::Status { check, fleet } if fleet.named() => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        m.status_each(dbs, options).await
+                    })
+                    .await?;
+                format.print(&report);
+                if *check && !report.is_clean() {
+                    let unclean = report
+                        .databases
+                        .iter()
+                        .filter(|e| !e.outcome.done().is_some_and(crate::StatusReport::is_clean))
+                        .count();
+                    let why = format!(
+                        "not clean: {unclean} of {} database(s) pending, drifted, modified, \
+                         unknown or unreadable",
+                        report.databases.len()
+                    );
+                    format.error(&CliError::new(CliKind::NotClean, why).into());
+                    return Ok(ExitCode::from(1));
+                }
+                success(report.is_ok())
+            }
+            Command::Status { check, .. } => {
                 let report = self
                     .on_database(args, format, async |m, pool| m.status(pool).await)
                     .await?;
@@ -275,7 +308,26 @@ impl Cli {
                 }
                 ExitCode::SUCCESS
             }
-            Command::Migrate { dry_run, target } => {
+            Command::Migrate {
+                dry_run,
+                target,
+                fleet,
+            } if fleet.named() => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        match (dry_run, target) {
+                            (true, target) => m.dry_run_each(dbs, *target, options).await,
+                            (false, None) => m.migrate_each(dbs, options).await,
+                            (false, Some(target)) => m.migrate_each_to(dbs, *target, options).await,
+                        }
+                    })
+                    .await?;
+                format.print(&report);
+                success(report.is_ok())
+            }
+            Command::Migrate {
+                dry_run, target, ..
+            } => {
                 let report = self
                     .on_database(args, format, async |m, pool| match (dry_run, target) {
                         (true, None) => m.dry_run().migrate(pool).await,
@@ -345,7 +397,16 @@ impl Cli {
                 format.print(&report);
                 ExitCode::SUCCESS
             }
-            Command::Backup => {
+            Command::Backup { fleet } if fleet.named() => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        m.backup_each(dbs, options).await
+                    })
+                    .await?;
+                format.print(&report);
+                success(report.is_ok())
+            }
+            Command::Backup { .. } => {
                 let taken = self
                     .on_database(args, format, async |m, pool| m.backup(pool).await)
                     .await?;
@@ -362,16 +423,9 @@ impl Cli {
         })
     }
 
-    /// Runs `work` on the database the arguments name, with a migrator configured by them: the
-    /// pool is opened first (created only for `migrate`; a failed one removes what it created)
-    /// and every connection closed after.
-    async fn on_database<T>(
-        &self,
-        args: &Args,
-        format: Format,
-        work: impl AsyncFnOnce(&Migrator, &sqlx::SqlitePool) -> Result<T, Error>,
-    ) -> Result<T, Failure> {
-        let target = Target::resolve(args.database.as_deref(), self.default_database.as_deref())?;
+    /// The migrator the arguments configure: the migrations, and the program's settings under
+    /// the flags and variables.
+    fn migrator(&self, args: &Args) -> Result<Migrator, Failure> {
         let mut config = self.program.clone();
         if let Some(dir) = &args.backup_dir {
             config.set_backup_dir(dir.clone());
@@ -382,7 +436,39 @@ impl Cli {
             true => Newer::Accept,
             false => Newer::Refuse,
         });
-        let mut migrator = Migrator::configured(self.source(args)?, config);
+        Ok(Migrator::configured(self.source(args)?, config))
+    }
+
+    /// Runs `work` on the fleet the arguments name (`--databases`, `--databases-from`), with
+    /// the migrator and the fleet options they configure, and a progress bar on a terminal.
+    async fn on_fleet<T>(
+        &self,
+        args: &Args,
+        fleet_args: &FleetArgs,
+        format: Format,
+        work: impl AsyncFnOnce(&Migrator, Vec<PathBuf>, &FleetOptions) -> FleetReport<T>,
+    ) -> Result<FleetReport<T>, Failure> {
+        let databases = fleet::databases(fleet_args)?;
+        let migrator = self.migrator(args)?;
+        let (options, bar) = fleet::options(fleet_args, format, databases.len());
+        let report = work(&migrator, databases, &options).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(report)
+    }
+
+    /// Runs `work` on the database the arguments name, with a migrator configured by them: the
+    /// pool is opened first (created only for `migrate`; a failed one removes what it created)
+    /// and every connection closed after.
+    async fn on_database<T>(
+        &self,
+        args: &Args,
+        format: Format,
+        work: impl AsyncFnOnce(&Migrator, &sqlx::SqlitePool) -> Result<T, Error>,
+    ) -> Result<T, Failure> {
+        let target = Target::resolve(args.database.as_deref(), self.default_database.as_deref())?;
+        let mut migrator = self.migrator(args)?;
         let progress =
             (format == Format::Text && std::io::stderr().is_terminal()).then(Progress::default);
         if let Some(progress) = &progress {

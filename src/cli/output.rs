@@ -110,6 +110,8 @@ pub(crate) enum CliKind {
     /// `add` does not know where the program's migrations are (and `--migrations` was not
     /// given).
     MigrationsDir,
+    /// `--databases` and `--databases-from` named no database.
+    NoDatabases,
     /// `status --check` found the database not clean (pending, drifted, modified or unknown
     /// migrations).
     NotClean,

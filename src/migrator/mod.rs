@@ -23,6 +23,7 @@ use crate::run::trace::{self, Operation, traced};
 use crate::source::Source;
 use run::Run;
 
+mod fleet;
 mod run;
 
 /// Migrates a SQLite database with the migrations of a [`Source`].

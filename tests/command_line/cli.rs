@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::common::*;
+use crate::output::{json, stderr, stdout};
 use serde_json::Value;
 
 fn two_migrations(ws: &Workspace) {
@@ -32,19 +33,6 @@ fn run(ws: &Workspace, args: &[&str]) -> Output {
         .arg("--migrations")
         .arg(ws.migrations_dir());
     command.args(args).output().expect("run the CLI")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(output), stderr(output)))
 }
 
 fn db_arg(path: &Path) -> String {

@@ -7,5 +7,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod cli_database;
+mod fleet;
+mod output;
 mod processes;
 mod settings;

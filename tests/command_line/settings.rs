@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Output};
 
 use crate::common::*;
+use crate::output::stderr;
 use backstop::Migrator;
 use backstop::cli::Cli;
 
@@ -32,10 +33,6 @@ fn run(ws: &Workspace, vars: &[(&str, &Path)], args: &[&str]) -> Output {
         .arg("--database")
         .arg(ws.db());
     command.args(args).output().expect("run the CLI")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A database at version 1 that holds a row, so that every backup is written.

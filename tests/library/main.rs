@@ -7,6 +7,7 @@ mod add;
 mod backups;
 mod code_migrations;
 mod connections;
+mod fleet;
 mod layers;
 mod long_lived;
 mod migrate;
