@@ -9,6 +9,7 @@ mod code_migrations;
 mod connections;
 mod fleet;
 mod layers;
+mod litestream;
 mod long_lived;
 mod migrate;
 mod offline_metadata;
