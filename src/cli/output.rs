@@ -20,10 +20,7 @@ impl Format {
     pub fn print<T: Serialize + Display + ?Sized>(self, report: &T) {
         match self {
             Format::Text => stdout(format_args!("{report}")),
-            Format::Json => match serde_json::to_string_pretty(report) {
-                Ok(json) => stdout(format_args!("{json}\n")),
-                Err(e) => stderr(format_args!("cannot write the report as JSON: {e}")),
-            },
+            Format::Json => json_stdout(report),
         }
     }
 
@@ -82,6 +79,22 @@ fn advice(kind: &str) -> Option<&'static str> {
 pub(crate) fn stdout(text: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let written = out.write_fmt(text).and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            stderr(format_args!("cannot write the report on stdout: {e}"));
+        }
+        _ => {}
+    }
+}
+
+/// Writes `report` as JSON on stdout as it is serialized (a fleet's report of thousands of
+/// databases is never held as text), with the failures handled as [`stdout`]'s.
+fn json_stdout<T: Serialize + ?Sized>(report: &T) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, report)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             stderr(format_args!("cannot write the report on stdout: {e}"));

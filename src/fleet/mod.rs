@@ -22,15 +22,27 @@ pub use report::{FleetEntry, FleetOutcome, FleetReport};
 /// One database of a fleet: a file path, or connect options of one (for instance with a key
 /// or a VFS of its own). The connect options' busy timeout is replaced by the migrator's; a
 /// missing file is that database's error, never created.
+///
+/// A path costs its bytes until its turn comes: connect options are only built then, so that
+/// a fleet of many thousands holds little more than their names.
 #[derive(Debug, Clone)]
 pub struct FleetDatabase {
-    options: SqliteConnectOptions,
+    given: Given,
+}
+
+#[derive(Debug, Clone)]
+enum Given {
+    Path(PathBuf),
+    Options(Box<SqliteConnectOptions>),
 }
 
 impl FleetDatabase {
     /// The database as reports name it: the file the options point to.
     pub fn path(&self) -> &Path {
-        self.options.get_filename()
+        match &self.given {
+            Given::Path(path) => path,
+            Given::Options(options) => options.get_filename(),
+        }
     }
 
     /// Whether the file is there: a fleet never creates a database, and names the one missing.
@@ -50,11 +62,11 @@ impl FleetDatabase {
     /// A pool on it for one operation: at most two connections, none opened until the
     /// operation asks, all closed when it ends.
     fn pool(&self, busy_timeout: Duration) -> SqlitePool {
-        let mut options = self
-            .options
-            .clone()
-            .create_if_missing(false)
-            .busy_timeout(busy_timeout);
+        let options = match &self.given {
+            Given::Path(path) => SqliteConnectOptions::new().filename(path),
+            Given::Options(options) => (**options).clone(),
+        };
+        let mut options = options.create_if_missing(false).busy_timeout(busy_timeout);
         if !tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
             options = options.disable_statement_logging();
         }
@@ -67,25 +79,29 @@ impl FleetDatabase {
 
 impl From<SqliteConnectOptions> for FleetDatabase {
     fn from(options: SqliteConnectOptions) -> Self {
-        FleetDatabase { options }
-    }
-}
-
-impl From<&Path> for FleetDatabase {
-    fn from(path: &Path) -> Self {
-        SqliteConnectOptions::new().filename(path).into()
+        FleetDatabase {
+            given: Given::Options(Box::new(options)),
+        }
     }
 }
 
 impl From<PathBuf> for FleetDatabase {
     fn from(path: PathBuf) -> Self {
-        path.as_path().into()
+        FleetDatabase {
+            given: Given::Path(path),
+        }
+    }
+}
+
+impl From<&Path> for FleetDatabase {
+    fn from(path: &Path) -> Self {
+        path.to_owned().into()
     }
 }
 
 impl From<&PathBuf> for FleetDatabase {
     fn from(path: &PathBuf) -> Self {
-        path.as_path().into()
+        path.clone().into()
     }
 }
 
