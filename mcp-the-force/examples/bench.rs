@@ -33,6 +33,8 @@ mod legacy_db;
 
 #[path = "bench/code_rows.rs"]
 mod code_rows;
+#[path = "bench/fleet.rs"]
+mod fleet;
 #[path = "bench/verify_data.rs"]
 mod verify_data;
 
@@ -73,6 +75,9 @@ struct Args {
     /// Seed of the generated databases
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Databases in section 9's fleet (its memory is also measured at four times as many)
+    #[arg(long, default_value_t = 1000)]
+    fleet: usize,
     /// Only these sections (by number, comma-separated; all by default)
     #[arg(long, value_delimiter = ',')]
     sections: Vec<usize>,
@@ -162,6 +167,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wanted(8) {
         sections.push(verify_data::verify_database(&full, &work, &bench.shipped, args.runs).await?);
+    }
+    if wanted(9) {
+        sections.push(fleet::fleet(&work, args.fleet, args.runs).await?);
     }
     std::fs::remove_dir_all(&work)?;
 
