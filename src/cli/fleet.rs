@@ -1,19 +1,102 @@
-//! `--databases GLOB` and `--databases-from FILE`: the fleet a command runs on, its options,
-//! and its progress bar.
+//! `--databases GLOB` and `--databases-from FILE`: the commands that run on a fleet
+//! (`status`, `migrate`, `backup`), the databases the arguments name, the fleet's options and
+//! its progress bar.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::FleetArgs;
-use super::output::{CliError, CliKind, Format};
-use crate::FleetOptions;
+use super::Cli;
+use super::args::{Args, Command, FleetArgs};
+use super::output::{CliError, CliKind, Failure, Format};
+use crate::{FleetOptions, FleetReport, Migrator};
+
+impl Cli {
+    /// Runs a command on the fleet the arguments name and prints its report; the exit code is 0
+    /// only when every database ended well (`status --check`: and is clean).
+    pub(super) async fn execute_on_fleet(
+        &self,
+        args: &Args,
+        fleet: &FleetArgs,
+        format: Format,
+    ) -> Result<ExitCode, Failure> {
+        let ok = match &args.command {
+            Command::Status { check, .. } => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        m.status_each(dbs, options).await
+                    })
+                    .await?;
+                format.print(&report);
+                let unclean = report.not_clean();
+                if *check && unclean > 0 {
+                    let why = format!(
+                        "not clean: {unclean} of {} database(s) pending, drifted, modified, \
+                         unknown or unreadable",
+                        report.databases.len()
+                    );
+                    format.error(&CliError::new(CliKind::NotClean, why).into());
+                }
+                report.is_ok() && !(*check && unclean > 0)
+            }
+            Command::Migrate {
+                dry_run, target, ..
+            } => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        match (dry_run, target) {
+                            (true, target) => m.dry_run_each(dbs, *target, options).await,
+                            (false, None) => m.migrate_each(dbs, options).await,
+                            (false, Some(target)) => m.migrate_each_to(dbs, *target, options).await,
+                        }
+                    })
+                    .await?;
+                format.print(&report);
+                report.is_ok()
+            }
+            Command::Backup { .. } => {
+                let report = self
+                    .on_fleet(args, fleet, format, async |m, dbs, options| {
+                        m.backup_each(dbs, options).await
+                    })
+                    .await?;
+                format.print(&report);
+                report.is_ok()
+            }
+            _ => unreachable!("only status, migrate and backup take a fleet (Args::fleet)"),
+        };
+        Ok(match ok {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(1),
+        })
+    }
+
+    /// Runs `work` on the fleet the arguments name, with the migrator and the fleet options
+    /// they configure, and a progress bar on a terminal.
+    async fn on_fleet<T>(
+        &self,
+        args: &Args,
+        fleet: &FleetArgs,
+        format: Format,
+        work: impl AsyncFnOnce(&Migrator, Vec<PathBuf>, &FleetOptions) -> FleetReport<T>,
+    ) -> Result<FleetReport<T>, Failure> {
+        let databases = databases(fleet)?;
+        let migrator = self.migrator(args)?;
+        let (options, bar) = options(fleet, format, databases.len());
+        let report = work(&migrator, databases, &options).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(report)
+    }
+}
 
 /// The databases the arguments name: each pattern's matches sorted, in the order the patterns
 /// are given, then the lines of `--databases-from`; each database once. None is an error.
-pub(crate) fn databases(args: &FleetArgs) -> Result<Vec<PathBuf>, CliError> {
+fn databases(args: &FleetArgs) -> Result<Vec<PathBuf>, CliError> {
     let mut found = Vec::new();
     for pattern in &args.databases {
         found.extend(matches(pattern)?);
@@ -104,11 +187,7 @@ fn listed(file: &Path) -> Result<Vec<PathBuf>, CliError> {
 
 /// The fleet's options, with a progress bar on a terminal (databases done of all, failures)
 /// to clear when the fleet ends.
-pub(crate) fn options(
-    args: &FleetArgs,
-    format: Format,
-    total: usize,
-) -> (FleetOptions, Option<ProgressBar>) {
+fn options(args: &FleetArgs, format: Format, total: usize) -> (FleetOptions, Option<ProgressBar>) {
     let mut options = FleetOptions::default().canary(args.canary);
     if let Some(jobs) = args.jobs {
         options = options.jobs(usize::from(jobs));

@@ -57,8 +57,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 use crate::config::{Config, Newer};
-use crate::{Error, FleetOptions, FleetReport, Migrator, Source};
-use args::{Args, Command, FleetArgs};
+use crate::{Error, Migrator, Source};
+use args::{Args, Command};
 use backups::BackupTable;
 use output::{CliError, CliKind, Failure, Format};
 use progress::Progress;
@@ -255,6 +255,9 @@ impl Cli {
 
     /// Runs the command and prints its report; one `match` for every command.
     async fn execute(&self, args: &Args, format: Format) -> Result<ExitCode, Failure> {
+        if let Some(fleet) = args.fleet() {
+            return self.execute_on_fleet(args, fleet, format).await;
+        }
         let success = |ok: bool| match ok {
             true => ExitCode::SUCCESS,
             false => ExitCode::from(1),
@@ -268,29 +271,6 @@ impl Cli {
                 let report = crate::verify(&self.source(args)?, args.database.as_deref()).await?;
                 format.print(&report);
                 success(report.ok)
-            }
-            Command::Status { check, fleet } if fleet.named() => {
-                let report = self
-                    .on_fleet(args, fleet, format, async |m, dbs, options| {
-                        m.status_each(dbs, options).await
-                    })
-                    .await?;
-                format.print(&report);
-                if *check && !report.is_clean() {
-                    let unclean = report
-                        .databases
-                        .iter()
-                        .filter(|e| !e.outcome.done().is_some_and(crate::StatusReport::is_clean))
-                        .count();
-                    let why = format!(
-                        "not clean: {unclean} of {} database(s) pending, drifted, modified, \
-                         unknown or unreadable",
-                        report.databases.len()
-                    );
-                    format.error(&CliError::new(CliKind::NotClean, why).into());
-                    return Ok(ExitCode::from(1));
-                }
-                success(report.is_ok())
             }
             Command::Status { check, .. } => {
                 let report = self
@@ -307,23 +287,6 @@ impl Cli {
                     return Ok(ExitCode::from(1));
                 }
                 ExitCode::SUCCESS
-            }
-            Command::Migrate {
-                dry_run,
-                target,
-                fleet,
-            } if fleet.named() => {
-                let report = self
-                    .on_fleet(args, fleet, format, async |m, dbs, options| {
-                        match (dry_run, target) {
-                            (true, target) => m.dry_run_each(dbs, *target, options).await,
-                            (false, None) => m.migrate_each(dbs, options).await,
-                            (false, Some(target)) => m.migrate_each_to(dbs, *target, options).await,
-                        }
-                    })
-                    .await?;
-                format.print(&report);
-                success(report.is_ok())
             }
             Command::Migrate {
                 dry_run, target, ..
@@ -397,15 +360,6 @@ impl Cli {
                 format.print(&report);
                 ExitCode::SUCCESS
             }
-            Command::Backup { fleet } if fleet.named() => {
-                let report = self
-                    .on_fleet(args, fleet, format, async |m, dbs, options| {
-                        m.backup_each(dbs, options).await
-                    })
-                    .await?;
-                format.print(&report);
-                success(report.is_ok())
-            }
             Command::Backup { .. } => {
                 let taken = self
                     .on_database(args, format, async |m, pool| m.backup(pool).await)
@@ -437,25 +391,6 @@ impl Cli {
             false => Newer::Refuse,
         });
         Ok(Migrator::configured(self.source(args)?, config))
-    }
-
-    /// Runs `work` on the fleet the arguments name (`--databases`, `--databases-from`), with
-    /// the migrator and the fleet options they configure, and a progress bar on a terminal.
-    async fn on_fleet<T>(
-        &self,
-        args: &Args,
-        fleet_args: &FleetArgs,
-        format: Format,
-        work: impl AsyncFnOnce(&Migrator, Vec<PathBuf>, &FleetOptions) -> FleetReport<T>,
-    ) -> Result<FleetReport<T>, Failure> {
-        let databases = fleet::databases(fleet_args)?;
-        let migrator = self.migrator(args)?;
-        let (options, bar) = fleet::options(fleet_args, format, databases.len());
-        let report = work(&migrator, databases, &options).await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        Ok(report)
     }
 
     /// Runs `work` on the database the arguments name, with a migrator configured by them: the

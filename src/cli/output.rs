@@ -78,13 +78,7 @@ fn advice(kind: &str) -> Option<&'static str> {
 /// as committed), and neither panics.
 pub(crate) fn stdout(text: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
-    let written = out.write_fmt(text).and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            stderr(format_args!("cannot write the report on stdout: {e}"));
-        }
-        _ => {}
-    }
+    said(out.write_fmt(text).and_then(|()| out.flush()));
 }
 
 /// Writes `report` as JSON on stdout as it is serialized (a fleet's report of thousands of
@@ -95,6 +89,12 @@ fn json_stdout<T: Serialize + ?Sized>(report: &T) {
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
+    said(written);
+}
+
+/// How a write on stdout ended: a reader that went away is no failure; any other is said on
+/// stderr.
+fn said(written: std::io::Result<()>) {
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             stderr(format_args!("cannot write the report on stdout: {e}"));

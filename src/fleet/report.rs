@@ -149,12 +149,14 @@ impl FleetReport<StatusReport> {
         versions
     }
 
-    /// Whether every database could be read and is clean ([`StatusReport::is_clean`]): what
-    /// `status --check` tests.
+    /// Databases that could not be read or are not clean ([`StatusReport::is_clean`]).
+    pub fn not_clean(&self) -> usize {
+        self.count(|o| !o.done().is_some_and(StatusReport::is_clean))
+    }
+
+    /// Whether every database could be read and is clean: what `status --check` tests.
     pub fn is_clean(&self) -> bool {
-        self.databases
-            .iter()
-            .all(|e| e.outcome.done().is_some_and(StatusReport::is_clean))
+        self.not_clean() == 0
     }
 }
 
