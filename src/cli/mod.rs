@@ -256,7 +256,9 @@ impl Cli {
     /// Runs the command and prints its report; one `match` for every command.
     async fn execute(&self, args: &Args, format: Format) -> Result<ExitCode, Failure> {
         if let Some(fleet) = args.fleet() {
-            return self.execute_on_fleet(args, fleet, format).await;
+            // Boxed: the fleet's futures nested inside this one overflow rustc's query depth
+            // when the layout is computed in a fresh (non-incremental) build.
+            return Box::pin(self.execute_on_fleet(args, fleet, format)).await;
         }
         let success = |ok: bool| match ok {
             true => ExitCode::SUCCESS,
