@@ -337,7 +337,17 @@ impl BackupDir {
         let mut removed = Vec::new();
         let mut kept = 0;
         let identity = live.identity.as_ref().map(|i| &i.identity);
-        for entry in self.entries()?.into_iter().filter(|e| !e.untagged) {
+        let tagged: Vec<Entry> = self
+            .entries()?
+            .into_iter()
+            .filter(|e| !e.untagged)
+            .collect();
+        // Fewer candidates than backups to keep: none can go, and none is opened (a fleet's
+        // database has one or two).
+        if tagged.len() <= keep {
+            return Ok(removed);
+        }
+        for entry in tagged {
             let held = backup_history(&entry.path, Check::HistoryOnly).await;
             let ours = is_first_backup(&entry.path, live)
                 || held.is_ok_and(|held| {
