@@ -59,8 +59,10 @@ impl FleetDatabase {
         }
     }
 
-    /// A pool on it for one operation: at most two connections, none opened until the
-    /// operation asks, all closed when it ends.
+    /// A pool on it for one operation: one connection (an operation never holds two: with
+    /// room for a second, the one just given back is still on its way to the pool when the
+    /// next read asks, and a second is opened), none opened until the operation asks, closed
+    /// when it ends.
     fn pool(&self, busy_timeout: Duration) -> SqlitePool {
         let options = match &self.given {
             Given::Path(path) => SqliteConnectOptions::new().filename(path),
@@ -71,7 +73,7 @@ impl FleetDatabase {
             options = options.disable_statement_logging();
         }
         SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .min_connections(0)
             .connect_lazy_with(options)
     }
