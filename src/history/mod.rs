@@ -14,6 +14,8 @@ mod write;
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
+use crate::error::SqliteFailure;
+use crate::ffi::RawConnection;
 use crate::report::MigrationState;
 
 pub(crate) use identity::{Identified, Identity};
@@ -145,6 +147,19 @@ pub(crate) async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>,
 /// The highest applied version, 0 when nothing is applied.
 pub(crate) fn current_version(applied: &[Applied]) -> i64 {
     applied.last().map_or(0, |a| a.version)
+}
+
+/// The version a database holds (0 without a history table), read on a raw connection: a
+/// backup's copy checked as it is finished, without a connection of sqlx's (a thread) for it.
+/// The same version as [`History::current_version`]: the highest applied.
+pub(crate) fn held_version(conn: &RawConnection) -> Result<i64, SqliteFailure> {
+    let tables = conn.query_int(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_backstop_migrations'",
+    )?;
+    match tables {
+        0 => Ok(0),
+        _ => conn.query_int("SELECT coalesce(max(version), 0) FROM _backstop_migrations"),
+    }
 }
 
 /// SQLite's "no such table" for the history table means nothing was applied yet.

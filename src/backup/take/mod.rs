@@ -26,13 +26,14 @@ pub(crate) use fresh::{Fresh, Journal};
 
 use super::catalogue::BackupDir;
 use super::copy::finish_file;
-use super::file::{Check, backup_history};
+use super::file::read_header;
 use super::name::NewNames;
 use super::raw::Dest;
 use super::trust::create_file;
 use super::{BackupReason, ProgressFn, blocking};
 use crate::error::{BackupError, Error, LockHolder};
 use crate::ffi::{OpenMode, RawConnection};
+use crate::history::held_version;
 
 /// The connection a backup was read through, handed back with it: holding no lock and no
 /// snapshot, it can tell whether the database changed since ([`data_version`](Self::data_version))
@@ -236,13 +237,15 @@ impl Copy {
     /// source connection back.
     pub async fn finish(self, version: i64) -> Result<(NewBackup, Reader), Error> {
         let path = self.names.partial.clone();
-        blocking(move || finish_file(&path))
-            .await
-            .map_err(|e| self.failed(BackupError::io("cannot finish the file")(e)))?;
-        let held = backup_history(&self.names.partial, Check::HistoryOnly)
-            .await
-            .map_err(|cause| self.failed(cause))?
-            .current_version();
+        let held = blocking(move || {
+            finish_file(&path).map_err(BackupError::io("cannot finish the file"))?;
+            read_header(&path)?;
+            let copy = RawConnection::open(&path, OpenMode::ReadOnly)
+                .map_err(BackupError::sqlite("opening the copy to check it"))?;
+            held_version(&copy).map_err(BackupError::sqlite("reading the copy's history"))
+        })
+        .await
+        .map_err(|cause| self.failed(cause))?;
         if held != version {
             return Err(self.failed(BackupError::WrongVersion {
                 expected: version,
