@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backup::{BackupDir, ProgressFn};
+use crate::backup::{BackupCopy, BackupDir, CopySettings, ProgressFn};
 use crate::error::Error;
 use crate::history::Live;
 
@@ -55,6 +55,7 @@ pub(crate) struct Config {
     newer: Newer,
     proof: Proof,
     progress: Option<ProgressFn>,
+    backup_copy: BackupCopy,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             newer: Newer::Refuse,
             proof: Proof::Required,
             progress: None,
+            backup_copy: BackupCopy::Fastest,
         }
     }
 }
@@ -80,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("backups", &self.backups)
             .field("newer", &self.newer)
             .field("proof", &self.proof)
+            .field("backup_copy", &self.backup_copy)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +133,19 @@ impl Config {
 
     pub fn set_progress(&mut self, progress: Option<ProgressFn>) {
         self.progress = progress;
+    }
+
+    pub fn set_backup_copy(&mut self, copy: BackupCopy) {
+        self.backup_copy = copy;
+    }
+
+    /// How this migrator's backups are copied.
+    pub fn copy_settings(&self) -> CopySettings {
+        CopySettings {
+            busy_timeout: self.busy_timeout,
+            progress: self.progress.clone(),
+            allowed: self.backup_copy,
+        }
     }
 
     pub fn busy_timeout(&self) -> Duration {

@@ -184,6 +184,7 @@ mod report;
 mod run;
 mod source;
 
+pub use backup::BackupCopy;
 pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_KEEP_BACKUPS, MAX_BUSY_TIMEOUT};
 pub use error::{BackupError, Error, ForeignKeyViolation, LockHolder, SqliteFailure};
 pub use fleet::{

@@ -39,7 +39,8 @@ pub(crate) use copy::{CopyFailure, LockedRestore, copy_database};
 pub(crate) use file::{Check, Header, backup_history, read_header};
 pub(crate) use identity::{Whose, is_first_backup, whose};
 pub(crate) use name::taken_at_in_name;
-pub(crate) use take::{Copy, Fresh, Journal, NewBackup, Reader, start};
+pub use raw::BackupCopy;
+pub(crate) use take::{Copy, CopySettings, Fresh, Journal, NewBackup, Reader, start};
 pub(crate) use trust::check_file;
 
 /// A callback that receives backup progress.

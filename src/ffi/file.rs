@@ -1,5 +1,6 @@
 //! The main database file, read through the descriptor SQLite itself holds for a connection
-//! (`SQLITE_FCNTL_FILE_POINTER`, then the VFS's `xFileSize` and `xRead`).
+//! (`SQLITE_FCNTL_FILE_POINTER`, then the VFS's `xFileSize` and `xRead`), or that descriptor
+//! itself, borrowed, for the kernel to copy from ([`RawConnection::descriptor`]).
 //!
 //! Reading the live file through a descriptor of our own would be wrong: POSIX locks belong to
 //! the process and the file, so closing any descriptor of the database drops every lock this
@@ -7,6 +8,12 @@
 //! connection's own descriptor is closed only by SQLite.
 
 use std::ffi::c_int;
+#[cfg(unix)]
+use std::ffi::{CStr, c_void};
+#[cfg(unix)]
+use std::os::fd::BorrowedFd;
+#[cfg(unix)]
+use std::path::Path;
 use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as sys;
@@ -79,5 +86,70 @@ impl RawConnection {
             sys::SQLITE_OK | sys::SQLITE_IOERR_SHORT_READ => Ok(()),
             rc => Err(SqliteFailure::from_code(rc)),
         }
+    }
+
+    /// The descriptor SQLite holds for the main database file, borrowed for as long as the
+    /// connection is: for the kernel to copy the file from (`FICLONE`, `copy_file_range`)
+    /// without a descriptor of our own, whose close would drop this process's locks.
+    ///
+    /// SQLite has no call that hands it out: it is read from the head of the `unixFile` that
+    /// SQLite's `unix` VFSes open (unchanged since SQLite 3.7), and only trusted when the
+    /// connection's VFS is one of those, the file names that VFS as its creator, and the
+    /// descriptor is the file at `path` (same device and inode). Otherwise `None`: the caller
+    /// reads through SQLite ([`read_file`](Self::read_file)).
+    #[cfg(unix)]
+    pub fn descriptor(&self, path: &Path) -> Option<BorrowedFd<'_>> {
+        use std::os::unix::fs::MetadataExt;
+
+        /// The first fields of SQLite's `struct unixFile` (os_unix.c).
+        #[repr(C)]
+        struct UnixFileHead {
+            methods: *const sys::sqlite3_io_methods,
+            vfs: *mut sys::sqlite3_vfs,
+            inode: *mut c_void,
+            h: c_int,
+        }
+
+        let mut vfs: *mut sys::sqlite3_vfs = ptr::null_mut();
+        // SAFETY: open connection; the file control writes one `sqlite3_vfs*` to the pointer.
+        let rc = unsafe {
+            sys::sqlite3_file_control(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                sys::SQLITE_FCNTL_VFS_POINTER,
+                (&raw mut vfs).cast(),
+            )
+        };
+        if rc != sys::SQLITE_OK || vfs.is_null() {
+            return None;
+        }
+        // SAFETY: a registered VFS, whose name is a NUL-terminated string it owns.
+        let name = unsafe { (*vfs).zName };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: as above: not null, NUL-terminated, alive as long as the VFS is registered.
+        if !unsafe { CStr::from_ptr(name) }
+            .to_bytes()
+            .starts_with(b"unix")
+        {
+            return None;
+        }
+        let file = self.main_db_file().ok()?;
+        // SAFETY: the `unix` VFSes open every file as a `unixFile`, which starts with these
+        // fields; the file is open (checked by `main_db_file`) and lives as long as `self`.
+        let head = unsafe { &*file.as_ptr().cast::<UnixFileHead>() };
+        if head.vfs != vfs || head.h < 0 {
+            return None;
+        }
+        // SAFETY: an open descriptor of SQLite's, closed only when the connection is, which
+        // the borrow of `self` outlives.
+        let fd = unsafe { BorrowedFd::borrow_raw(head.h) };
+        let (held, named) = (rustix::fs::fstat(fd).ok()?, std::fs::metadata(path).ok()?);
+        // `st_dev` and `st_ino` are `u64` on Linux, narrower elsewhere.
+        #[allow(clippy::useless_conversion)]
+        let same = u64::try_from(held.st_dev).ok() == Some(named.dev())
+            && u64::try_from(held.st_ino).ok() == Some(named.ino());
+        same.then_some(fd)
     }
 }

@@ -1,5 +1,6 @@
-//! Every direct call into SQLite's C API (and the one call into the C library, for the user
-//! this process runs as), and the only module of the crate with `unsafe` code.
+//! Every direct call into SQLite's C API (and the calls into the C library: the user this
+//! process runs as, and [`writeback`] of a copy's pages), and the only module of the crate with
+//! `unsafe` code.
 //!
 //! It wraps what sqlx does not offer, in the shape of rusqlite's `backup` module: raw
 //! connections ([`RawConnection`]), the online backup API ([`Backup`]) and the statement
@@ -22,6 +23,7 @@ mod authorizer;
 mod backup;
 mod coalesce;
 mod file;
+pub(crate) mod writeback;
 
 pub(crate) use authorizer::{Action, Authorizer, Judge, Policy, is_denial};
 pub(crate) use backup::{Backup, Step};

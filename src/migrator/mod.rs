@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 
+use crate::backup::BackupCopy;
 use crate::backup::BackupProgress;
 use crate::config::{Backups, Config, Proof};
 use crate::connection::display_name;
@@ -117,6 +118,14 @@ impl Migrator {
     /// refused ([`Error::ForeignBackup`]).
     pub fn restore_foreign_files(mut self) -> Self {
         self.config.set_proof(Proof::Waived);
+        self
+    }
+
+    /// How backups of a database in WAL mode copy its file: by default the fastest way the
+    /// system offers (a clone where the file system can, else a copy inside the kernel); see
+    /// [`BackupCopy`]. The backup is the database exactly whichever way is used.
+    pub fn backup_copy(mut self, copy: BackupCopy) -> Self {
+        self.config.set_backup_copy(copy);
         self
     }
 

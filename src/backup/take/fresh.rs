@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::super::ProgressFn;
 use super::super::copy::{CopyFailure, copy_pages};
-use super::super::raw::{self, Dest};
+use super::super::raw::{self, Dest, Plan};
 use super::super::wal::{self, Committed, LogHeader};
 use super::Copy;
 use crate::error::{BackupError, Error};
@@ -56,11 +56,17 @@ impl Copy {
             self.wal(),
             self.progress.clone(),
         );
+        let (file, allowed) = (self.file.clone(), self.allowed);
         let seen = self
             .on_source(move |source| {
                 let seen = match journal {
                     Journal::Wal => {
-                        copy_under_snapshot(source, &wal, &partial, dest, progress.as_ref())?
+                        let plan = Plan {
+                            held: dest,
+                            allowed,
+                            progress: progress.as_ref(),
+                        };
+                        copy_under_snapshot(source, (&file, &wal), &partial, plan)?
                     }
                     Journal::Rollback => copy_between_commits(source, &partial, progress.as_ref())?,
                 };
@@ -160,15 +166,14 @@ impl Copy {
             self.names.partial.clone(),
             self.progress.clone(),
         );
+        let (file, allowed) = (self.file.clone(), self.allowed);
         self.on_source(move |source| {
-            let page_size = page_size(source)?;
-            raw::copy_file(
-                source,
-                &partial,
-                Dest::Earlier,
-                page_size,
-                progress.as_ref(),
-            )?;
+            let plan = Plan {
+                held: Dest::Earlier,
+                allowed,
+                progress: progress.as_ref(),
+            };
+            raw::copy_file(source, &file, &partial, plan)?;
             apply_log(&wal, &partial)
         })
         .await
@@ -187,10 +192,9 @@ impl Copy {
 /// notes the log's header and the snapshot's data version.
 fn copy_under_snapshot(
     source: &RawConnection,
-    wal: &Path,
+    (file, wal): (&Path, &Path),
     partial: &Path,
-    dest: Dest,
-    progress: Option<&ProgressFn>,
+    plan: Plan<'_>,
 ) -> Result<Seen, BackupError> {
     source
         .exec("BEGIN; SELECT count(*) FROM sqlite_master;")
@@ -200,12 +204,7 @@ fn copy_under_snapshot(
         let version = source
             .data_version()
             .map_err(BackupError::sqlite("cannot read the data version"))?;
-        let page_size = page_size(source)?;
-        let written = raw::copy_file(source, partial, dest, page_size, progress)?;
-        tracing::debug!(
-            bytes = written,
-            "database file copied under a read snapshot"
-        );
+        raw::copy_file(source, file, partial, plan)?;
         Ok(Seen::Wal {
             log,
             version,
@@ -255,13 +254,6 @@ fn data_version(source: &RawConnection) -> Result<u32, BackupError> {
     source
         .data_version()
         .map_err(BackupError::sqlite("cannot read the data version"))
-}
-
-fn page_size(source: &RawConnection) -> Result<u32, BackupError> {
-    source
-        .query_int("PRAGMA page_size")
-        .map(|size| u32::try_from(size).unwrap_or(4096))
-        .map_err(BackupError::sqlite("cannot read the page size"))
 }
 
 /// How the database journals, as SQLite says.

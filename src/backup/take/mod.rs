@@ -28,6 +28,7 @@ use super::catalogue::BackupDir;
 use super::copy::finish_file;
 use super::file::read_header;
 use super::name::NewNames;
+use super::raw::BackupCopy;
 use super::raw::Dest;
 use super::trust::create_file;
 use super::{BackupReason, ProgressFn, blocking};
@@ -109,6 +110,15 @@ async fn open_source(
     })
 }
 
+/// How a backup is copied: how long it waits for another writer's lock, who hears of its
+/// progress, and the fastest way its file may be copied.
+#[derive(Clone)]
+pub(crate) struct CopySettings {
+    pub busy_timeout: Duration,
+    pub progress: Option<ProgressFn>,
+    pub allowed: BackupCopy,
+}
+
 /// A copy of the database, made without the lock, to be brought up to date and finished under
 /// it.
 pub(crate) struct Copy {
@@ -124,12 +134,15 @@ pub(crate) struct Copy {
     seen: Seen,
     busy_timeout: Duration,
     progress: Option<ProgressFn>,
+    /// The fastest way the file may be copied.
+    allowed: BackupCopy,
 }
 
 /// Phase 1, without the write lock: copies the database `file`, journaled as `journal`, into a
-/// new temporary file in `dir` (prepared: [`BackupDir::prepare`] created `created_dirs`). `version` is the version read without the lock (for the file's
-/// name). In WAL mode the copy's read snapshot is still held when this returns: release it
-/// ([`Copy::release_snapshot`]) before waiting for a lock.
+/// new temporary file in `dir` (prepared: [`BackupDir::prepare`] created `created_dirs`), as
+/// `settings` say. `version` is the version
+/// read without the lock (for the file's name). In WAL mode the copy's read snapshot is still
+/// held when this returns: release it ([`Copy::release_snapshot`]) before waiting for a lock.
 ///
 /// The database file itself is never opened but through SQLite: closing another descriptor of
 /// it would drop the POSIX locks that this process's connections hold on it.
@@ -138,9 +151,13 @@ pub(crate) async fn start(
     created_dirs: Vec<PathBuf>,
     (file, journal): (&Path, Journal),
     (version, reason): (i64, BackupReason),
-    busy_timeout: Duration,
-    progress: Option<ProgressFn>,
+    settings: CopySettings,
 ) -> Result<Copy, Error> {
+    let CopySettings {
+        busy_timeout,
+        progress,
+        allowed,
+    } = settings;
     let database = dir.database().to_owned();
     // Created here, with the mode it keeps (SQLite would make it readable by everyone), and
     // locked while it is written; both under the directory's lock, so that another run's
@@ -173,6 +190,7 @@ pub(crate) async fn start(
         seen: Seen::Rollback { version: None },
         busy_timeout,
         progress,
+        allowed,
     };
     copy.copy(journal, Dest::Empty).await?;
     tracing::info!(path = %copy.names.partial.display(), "backup copied; it is brought up to date under the write lock");

@@ -83,8 +83,7 @@ impl Session {
                     created,
                     target,
                     (version, reason),
-                    busy_timeout,
-                    self.config.progress(),
+                    self.config.copy_settings(),
                 )
                 .await?,
             );

@@ -242,8 +242,7 @@ impl Session {
                 created,
                 target,
                 (version, planned.reason),
-                self.config.busy_timeout(),
-                self.config.progress(),
+                self.config.copy_settings(),
             )
             .await?;
             if copy.catch_up().await? == Fresh::Stale {

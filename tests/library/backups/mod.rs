@@ -2,6 +2,7 @@
 //! skipped in silence when broken, and can be restored by name; restores across page sizes and
 //! journal modes. Through the library and the CLI, on real files.
 
+mod copy;
 mod identity;
 
 use std::os::unix::fs::PermissionsExt;
