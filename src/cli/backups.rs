@@ -1,5 +1,5 @@
-//! The list of a database's backups as the command line shows it: a table, newest first,
-//! with what is wrong with each; as JSON, the list itself.
+//! Backups as the command line shows them: the list of a database's (a table, newest first,
+//! with what is wrong with each; as JSON, the list itself), and the one `backup` took.
 
 use std::fmt::{self, Display, Formatter};
 
@@ -55,5 +55,20 @@ impl Display for BackupTable<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A backup taken by `backup`: `backup  PATH`, or `{"backup": "PATH"}`.
+pub(super) struct Taken<'a>(pub(super) &'a crate::BackupInfo);
+
+impl serde::Serialize for Taken<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({ "backup": self.0.path }).serialize(serializer)
+    }
+}
+
+impl std::fmt::Display for Taken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "backup  {}", self.0.path.display())
     }
 }

@@ -46,6 +46,7 @@
 mod args;
 mod backups;
 mod fleet;
+mod migrations;
 mod output;
 mod progress;
 mod target;
@@ -59,18 +60,11 @@ use clap::FromArgMatches;
 use crate::config::{Config, Newer};
 use crate::{Error, Migrator, Source};
 use args::{Args, Command};
-use backups::BackupTable;
+use backups::{BackupTable, Taken};
+use migrations::Migrations;
 use output::{CliError, CliKind, Failure, Format};
 use progress::Progress;
 use target::{Create, Fresh, Target};
-
-/// Where the command line finds its migrations.
-enum Migrations {
-    /// Embedded at build time ([`embed_migrations!`](crate::embed_migrations)), or given.
-    Embedded(Box<Result<Source, Error>>),
-    /// A directory read at run time.
-    Dir(PathBuf),
-}
 
 /// A project's migration command line. See the [module documentation](self).
 pub struct Cli {
@@ -208,48 +202,6 @@ impl Cli {
                 format.error(&failure);
                 ExitCode::from(1)
             }
-        }
-    }
-
-    /// The migrations: `--migrations DIR`, else the program's.
-    fn source(&self, args: &Args) -> Result<Source, Failure> {
-        match (&args.migrations, &self.migrations) {
-            (Some(dir), _) | (None, Migrations::Dir(dir)) => Ok(Source::from_dir(dir)?),
-            (None, Migrations::Embedded(source)) => match source.as_ref() {
-                Ok(source) => Ok(source.clone()),
-                Err(e) => Err(Failure::Reported {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                }),
-            },
-        }
-    }
-
-    /// Where `add` writes: `--migrations`, else the directory the program's migrations come
-    /// from, never another (a `migrations/` that happens to be in the working directory).
-    fn add_dir(&self, args: &Args) -> Result<PathBuf, CliError> {
-        let refuse = |why: String| {
-            Err(CliError::new(
-                CliKind::MigrationsDir,
-                format!("{why}: pass --migrations DIR to say where the new migration goes"),
-            ))
-        };
-        match (&args.migrations, &self.migrations) {
-            (Some(dir), _) | (None, Migrations::Dir(dir)) => Ok(dir.clone()),
-            (None, Migrations::Embedded(source)) => match source.as_ref() {
-                Ok(source) => match source.dir() {
-                    Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
-                    Some(dir) => refuse(format!(
-                        "the program's migrations were embedded from {}, which is not on this \
-                         machine",
-                        dir.display()
-                    )),
-                    None => {
-                        refuse("the program does not say where its migrations come from".into())
-                    }
-                },
-                Err(e) => refuse(format!("the program's migrations do not load ({e})")),
-            },
         }
     }
 
@@ -433,20 +385,5 @@ impl Cli {
             fresh.undo();
         }
         Ok(outcome?)
-    }
-}
-
-/// A backup taken by `backup`: `backup  PATH`, or `{"backup": "PATH"}`.
-struct Taken<'a>(&'a crate::BackupInfo);
-
-impl serde::Serialize for Taken<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serde_json::json!({ "backup": self.0.path }).serialize(serializer)
-    }
-}
-
-impl std::fmt::Display for Taken<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "backup  {}", self.0.path.display())
     }
 }
