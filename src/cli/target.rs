@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::SqlitePool;
 
 use super::output::{CliError, CliKind};
 
@@ -133,15 +133,12 @@ impl Target {
                 ))
             })?;
         }
-        let mut options = self
-            .options
-            .clone()
-            .create_if_missing(create == Create::IfMissing)
-            .busy_timeout(busy_timeout);
-        // sqlx logs every statement and slow ones; backstop's own events say what matters.
-        if !tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
-            options = options.disable_statement_logging();
-        }
+        let options = crate::connection::quiet(
+            self.options
+                .clone()
+                .create_if_missing(create == Create::IfMissing)
+                .busy_timeout(busy_timeout),
+        );
         SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options)

@@ -23,19 +23,26 @@ pub(crate) fn display_name(pool: &SqlitePool) -> PathBuf {
     pool.connect_options().get_filename().to_owned()
 }
 
-/// Opens a connection of the runner's own with `options`. sqlx's statement logging is off on
-/// it (backstop's own events say what matters; a batch of probes would fill a log) unless the
-/// subscriber asks for sqlx's queries (`RUST_LOG=sqlx=debug`).
+/// `options` with sqlx's statement logging off (backstop's own events say what matters; a
+/// batch of probes would fill a log), unless the subscriber asks for sqlx's queries
+/// (`RUST_LOG=sqlx=debug`): for every connection and pool backstop opens itself.
+pub(crate) fn quiet(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    if tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
+        options.log_statements(log::LevelFilter::Debug)
+    } else {
+        options.disable_statement_logging()
+    }
+}
+
+/// Opens a connection of the runner's own with `options` ([`quiet`]).
 pub(crate) async fn connect(
     options: &SqliteConnectOptions,
     database: &Path,
 ) -> Result<SqliteConnection, Error> {
-    let options = if tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
-        options.clone().log_statements(log::LevelFilter::Debug)
-    } else {
-        options.clone().disable_statement_logging()
-    };
-    options.connect().await.on(database, "opening a connection")
+    quiet(options.clone())
+        .connect()
+        .await
+        .on(database, "opening a connection")
 }
 
 /// Borrows a connection of the pool.

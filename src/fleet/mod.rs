@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::SqlitePool;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -68,10 +68,8 @@ impl FleetDatabase {
             Given::Path(path) => SqliteConnectOptions::new().filename(path),
             Given::Options(options) => (**options).clone(),
         };
-        let mut options = options.create_if_missing(false).busy_timeout(busy_timeout);
-        if !tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
-            options = options.disable_statement_logging();
-        }
+        let options =
+            crate::connection::quiet(options.create_if_missing(false).busy_timeout(busy_timeout));
         SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(0)
