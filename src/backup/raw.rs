@@ -29,7 +29,8 @@ const WRITEBACK: u64 = 8 << 20;
 /// How a backup of a database in WAL mode copies its file, before the pages committed since
 /// are written over the copy from the log (which makes it the database exactly, whichever way
 /// it was copied: see the README). A database with a rollback journal is always copied with
-/// SQLite's backup API. Set with [`Migrator::backup_copy`](crate::Migrator::backup_copy).
+/// SQLite's backup API, and on other systems than Linux every file is read and written. Set
+/// with [`Migrator::backup_copy`](crate::Migrator::backup_copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BackupCopy {
