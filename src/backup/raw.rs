@@ -32,6 +32,7 @@ const WRITEBACK: u64 = 8 << 20;
 /// SQLite's backup API, and on other systems than Linux every file is read and written. Set
 /// with [`Migrator::backup_copy`](crate::Migrator::backup_copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum BackupCopy {
     /// The fastest the system offers: a clone of the file (`FICLONE`, on XFS with reflink or

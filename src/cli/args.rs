@@ -7,12 +7,12 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, Newer};
-use crate::{MAX_BUSY_TIMEOUT, RollbackStrategy};
+use crate::{BackupCopy, MAX_BUSY_TIMEOUT, RollbackStrategy};
 
 /// Safe SQLite migrations: online backup first, all or nothing, verified rollback.
 ///
 /// The settings the program shares with its own migrator (backup directory, backups kept, busy
-/// timeout, newer databases) are taken from the flag, else from the BACKSTOP_* variable, else
+/// timeout, newer databases, how backups copy) are taken from the flag, else from the BACKSTOP_* variable, else
 /// from the program's configuration, else from backstop's defaults: the defaults shown are the
 /// program's.
 #[derive(Debug, Parser)]
@@ -61,6 +61,19 @@ pub(crate) struct Args {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_newer: bool,
+    /// How a WAL database's backup copies its file: fastest (a clone where the file system
+    /// can, else a copy inside the kernel), kernel-copy (never a clone asked for), read-write
+    /// (read and written by this process: blocks of its own on every file system)
+    #[arg(
+        long,
+        global = true,
+        value_name = "WAY",
+        env = "BACKSTOP_BACKUP_COPY",
+        required = false,
+        value_enum,
+        hide_possible_values = true
+    )]
+    pub backup_copy: BackupCopy,
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
     pub json: bool,
@@ -242,6 +255,11 @@ pub(crate) fn command(name: &str, version: String, program: &Config) -> clap::Co
             a.default_value(program.busy_timeout().as_secs_f64().to_string())
         })
         .mut_arg("allow_newer", |a| a.default_value(allow_newer.to_string()))
+        .mut_arg("backup_copy", |a| {
+            let way = program.copy_settings().allowed;
+            let name = clap::ValueEnum::to_possible_value(&way).map(|v| v.get_name().to_owned());
+            a.default_value(name.unwrap_or_default())
+        })
 }
 
 /// Checks the `BACKSTOP_*` variables that are set, each with its flag's parser, so that a bad

@@ -25,6 +25,7 @@
 //! | `--keep-backups N` | `BACKSTOP_KEEP_BACKUPS` | [`Migrator::keep_backups`] |
 //! | `--busy-timeout SECONDS` | `BACKSTOP_BUSY_TIMEOUT` | [`Migrator::busy_timeout`] |
 //! | `--allow-newer[=BOOL]` | `BACKSTOP_ALLOW_NEWER` (`true`, `false`, `1`, `0`, ...) | [`Migrator::allow_newer_database`] |
+//! | `--backup-copy WAY` | `BACKSTOP_BACKUP_COPY` (`fastest`, `kernel-copy`, `read-write`) | [`Migrator::backup_copy`] |
 //!
 //! The database is `--database PATH` (a file path, never a URL), else `DATABASE_URL` (a
 //! `sqlite:` URL), else the program's [`default_database`](Cli::default_database). `add`
@@ -340,6 +341,7 @@ impl Cli {
         }
         config.set_keep_backups(args.keep_backups);
         config.set_busy_timeout(args.busy_timeout);
+        config.set_backup_copy(args.backup_copy);
         config.set_newer(match args.allow_newer {
             true => Newer::Accept,
             false => Newer::Refuse,

@@ -11,11 +11,12 @@ use crate::output::stderr;
 use backstop::Migrator;
 use backstop::cli::Cli;
 
-const VARIABLES: [&str; 4] = [
+const VARIABLES: [&str; 5] = [
     "BACKSTOP_BACKUP_DIR",
     "BACKSTOP_KEEP_BACKUPS",
     "BACKSTOP_BUSY_TIMEOUT",
     "BACKSTOP_ALLOW_NEWER",
+    "BACKSTOP_BACKUP_COPY",
 ];
 
 /// Runs the CLI (`examples/cli.rs`, whose program keeps 3 backups) in the workspace on its
@@ -133,6 +134,7 @@ fn a_bad_variable_is_named_and_nothing_is_touched() {
         ("BACKSTOP_KEEP_BACKUPS", "many"),
         ("BACKSTOP_BUSY_TIMEOUT", "1e20"),
         ("BACKSTOP_ALLOW_NEWER", "maybe"),
+        ("BACKSTOP_BACKUP_COPY", "fast"),
     ] {
         let out = run(&ws, &[(var, Path::new(value))], &["backup"]);
         assert_eq!(out.status.code(), Some(2), "{var}: {}", stderr(&out));
@@ -143,6 +145,62 @@ fn a_bad_variable_is_named_and_nothing_is_touched() {
         );
     }
     assert_eq!(list_dir(ws.path()), before);
+}
+
+/// How a WAL database's backups copy its file: read and written when the flag or the variable
+/// says so, else the program's way (here the default, the fastest: a copy inside the kernel
+/// on this file system, or a clone); the debug log of the copy says which way was taken.
+#[test]
+fn how_backups_copy_comes_from_the_flag_the_variable_or_the_program() {
+    let ws = Workspace::new();
+    migrated(&ws);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(exec(&ws.db(), "PRAGMA journal_mode = WAL;"));
+    let way = |vars: &[(&str, &Path)], flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.push("backup");
+        let mut command = Command::new(cli());
+        command.current_dir(ws.path()).env_remove("DATABASE_URL");
+        for var in VARIABLES {
+            command.env_remove(var);
+        }
+        let out = command
+            .envs(vars.iter().copied())
+            .env("RUST_LOG", "backstop::backup::raw=debug")
+            .arg("--database")
+            .arg(ws.db())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let log = stderr(&out);
+        let how = log
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("how="))
+            .unwrap_or_else(|| panic!("no copy in the log: {log}"));
+        how.to_owned()
+    };
+    let read_write = Path::new("read-write");
+    assert_eq!(way(&[], &["--backup-copy", "read-write"]), "ReadWrite");
+    assert_eq!(
+        way(&[("BACKSTOP_BACKUP_COPY", read_write)], &[]),
+        "ReadWrite"
+    );
+    let kernel = Path::new("kernel-copy");
+    assert_eq!(
+        way(
+            &[("BACKSTOP_BACKUP_COPY", kernel)],
+            &["--backup-copy", "read-write"]
+        ),
+        "ReadWrite",
+        "the flag wins"
+    );
+    assert_ne!(
+        way(&[], &[]),
+        "ReadWrite",
+        "the program's default is the fastest"
+    );
 }
 
 /// A service's configured migrator, handed to the command line: its backup directory is where
