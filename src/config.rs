@@ -139,6 +139,11 @@ impl Config {
         self.backup_copy = copy;
     }
 
+    #[cfg(feature = "cli")]
+    pub fn backup_copy(&self) -> BackupCopy {
+        self.backup_copy
+    }
+
     /// How this migrator's backups are copied.
     pub fn copy_settings(&self) -> CopySettings {
         CopySettings {

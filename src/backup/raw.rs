@@ -154,14 +154,12 @@ fn in_kernel(
     let mut flush = Writeback::new(out);
     let (mut from, mut to) = (0u64, 0u64);
     while from < size {
-        let len = usize::try_from((size - from).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let len = chunk_at(from, size);
         match rustix::fs::copy_file_range(fd, Some(&mut from), out, Some(&mut to), len) {
             // The file ended early (a checkpoint shortened it): the rest is zeros.
             Ok(0) => break,
             Ok(_) => {
-                flush
-                    .wrote(to)
-                    .map_err(BackupError::io("cannot write the copy"))?;
+                flush.wrote(to)?;
                 report.at(from);
             }
             Err(e) => {
@@ -198,7 +196,7 @@ fn read_write(
     let mut flush = Writeback::new(out);
     let mut offset = 0u64;
     while offset < size {
-        let len = usize::try_from((size - offset).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let len = chunk_at(offset, size);
         source
             .read_file(offset, &mut chunk[..len])
             .map_err(BackupError::sqlite("cannot read the database file"))?;
@@ -209,12 +207,15 @@ fn read_write(
                 .map_err(BackupError::io("cannot write the copy"))?;
         }
         offset += len as u64;
-        flush
-            .wrote(offset)
-            .map_err(BackupError::io("cannot write the copy"))?;
+        flush.wrote(offset)?;
         report.at(offset);
     }
     Ok(())
+}
+
+/// The length of the chunk copied at `offset` of a file of `size` bytes.
+fn chunk_at(offset: u64, size: u64) -> usize {
+    usize::try_from(size.saturating_sub(offset).min(CHUNK as u64)).unwrap_or(CHUNK)
 }
 
 /// Reads `buf.len()` bytes of `file` at `offset`; false when they are not all there.
@@ -242,12 +243,13 @@ impl<'f> Writeback<'f> {
     }
 
     /// The copy is written up to `end`.
-    fn wrote(&mut self, end: u64) -> std::io::Result<()> {
+    fn wrote(&mut self, end: u64) -> Result<(), BackupError> {
         if end < self.started + WRITEBACK {
             return Ok(());
         }
-        writeback::wait(self.file, self.waiting, self.started - self.waiting)?;
-        writeback::start(self.file, self.started, end - self.started)?;
+        writeback::wait(self.file, self.waiting, self.started - self.waiting)
+            .and_then(|()| writeback::start(self.file, self.started, end - self.started))
+            .map_err(BackupError::io("cannot write the copy"))?;
         (self.waiting, self.started) = (self.started, end);
         Ok(())
     }

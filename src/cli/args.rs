@@ -256,8 +256,8 @@ pub(crate) fn command(name: &str, version: String, program: &Config) -> clap::Co
         })
         .mut_arg("allow_newer", |a| a.default_value(allow_newer.to_string()))
         .mut_arg("backup_copy", |a| {
-            let way = program.copy_settings().allowed;
-            let name = clap::ValueEnum::to_possible_value(&way).map(|v| v.get_name().to_owned());
+            let name = clap::ValueEnum::to_possible_value(&program.backup_copy())
+                .map(|v| v.get_name().to_owned());
             a.default_value(name.unwrap_or_default())
         })
 }

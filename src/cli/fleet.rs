@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
 use super::args::{Args, Command, FleetArgs};
-use super::output::{CliError, CliKind, Failure, Format};
+use super::output::{CliError, CliKind, Failure, Format, exit_code};
 use crate::{FleetOptions, FleetReport, Migrator};
 
 impl Cli {
@@ -68,10 +68,7 @@ impl Cli {
             }
             _ => unreachable!("only status, migrate and backup take a fleet (Args::fleet)"),
         };
-        Ok(match ok {
-            true => ExitCode::SUCCESS,
-            false => ExitCode::from(1),
-        })
+        Ok(exit_code(ok))
     }
 
     /// Runs `work` on the fleet the arguments name, with the migrator and the fleet options

@@ -63,7 +63,7 @@ use crate::{Error, Migrator, Source};
 use args::{Args, Command};
 use backups::{BackupTable, Taken};
 use migrations::Migrations;
-use output::{CliError, CliKind, Failure, Format};
+use output::{CliError, CliKind, Failure, Format, exit_code};
 use progress::Progress;
 use target::{Create, Fresh, Target};
 
@@ -213,10 +213,6 @@ impl Cli {
             // when the layout is computed in a fresh (non-incremental) build.
             return Box::pin(self.execute_on_fleet(args, fleet, format)).await;
         }
-        let success = |ok: bool| match ok {
-            true => ExitCode::SUCCESS,
-            false => ExitCode::from(1),
-        };
         Ok(match &args.command {
             Command::Add { description } => {
                 format.print(&crate::add_migration(self.add_dir(args)?, description)?);
@@ -225,7 +221,7 @@ impl Cli {
             Command::Verify => {
                 let report = crate::verify(&self.source(args)?, args.database.as_deref()).await?;
                 format.print(&report);
-                success(report.ok)
+                exit_code(report.ok)
             }
             Command::Status { check, .. } => {
                 let report = self

@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 use serde::Serialize;
 
@@ -173,5 +174,13 @@ impl From<Error> for Failure {
 impl From<CliError> for Failure {
     fn from(error: CliError) -> Self {
         Failure::Cli(error)
+    }
+}
+
+/// The exit code of a command that ran: 0 when it ended well, else 1.
+pub(super) fn exit_code(ok: bool) -> ExitCode {
+    match ok {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
     }
 }

@@ -54,9 +54,9 @@ impl Copy {
         let (partial, wal, progress) = (
             self.names.partial.clone(),
             self.wal(),
-            self.progress.clone(),
+            self.settings.progress.clone(),
         );
-        let (file, allowed) = (self.file.clone(), self.allowed);
+        let (file, allowed) = (self.file.clone(), self.settings.allowed);
         let seen = self
             .on_source(move |source| {
                 let seen = match journal {
@@ -164,9 +164,9 @@ impl Copy {
         let (wal, partial, progress) = (
             self.wal(),
             self.names.partial.clone(),
-            self.progress.clone(),
+            self.settings.progress.clone(),
         );
-        let (file, allowed) = (self.file.clone(), self.allowed);
+        let (file, allowed) = (self.file.clone(), self.settings.allowed);
         self.on_source(move |source| {
             let plan = Plan {
                 held: Dest::Earlier,

@@ -132,10 +132,7 @@ pub(crate) struct Copy {
     /// The connection the database is read through (always there between two uses).
     source: Option<RawConnection>,
     seen: Seen,
-    busy_timeout: Duration,
-    progress: Option<ProgressFn>,
-    /// The fastest way the file may be copied.
-    allowed: BackupCopy,
+    settings: CopySettings,
 }
 
 /// Phase 1, without the write lock: copies the database `file`, journaled as `journal`, into a
@@ -153,11 +150,6 @@ pub(crate) async fn start(
     (version, reason): (i64, BackupReason),
     settings: CopySettings,
 ) -> Result<Copy, Error> {
-    let CopySettings {
-        busy_timeout,
-        progress,
-        allowed,
-    } = settings;
     let database = dir.database().to_owned();
     // Created here, with the mode it keeps (SQLite would make it readable by everyone), and
     // locked while it is written; both under the directory's lock, so that another run's
@@ -179,7 +171,7 @@ pub(crate) async fn start(
         .map_err(|e| dir.error(&names.partial, BackupError::io("cannot lock the file")(e)))?;
     drop(dir_lock);
     tracing::info!(path = %names.complete_for(version).display(), version, "taking a backup");
-    let source = open_source(&database, file, busy_timeout).await?;
+    let source = open_source(&database, file, settings.busy_timeout).await?;
     let mut copy = Copy {
         partial,
         _in_use: in_use,
@@ -188,9 +180,7 @@ pub(crate) async fn start(
         database,
         source: Some(source),
         seen: Seen::Rollback { version: None },
-        busy_timeout,
-        progress,
-        allowed,
+        settings,
     };
     copy.copy(journal, Dest::Empty).await?;
     tracing::info!(path = %copy.names.partial.display(), "backup copied; it is brought up to date under the write lock");
@@ -221,7 +211,7 @@ impl Copy {
         match cause {
             BackupError::Sqlite { failure, .. } if failure.is_busy() => Error::Busy {
                 database: self.database.clone(),
-                timeout: self.busy_timeout,
+                timeout: self.settings.busy_timeout,
                 holder: LockHolder::Connection,
             },
             cause => cause.at(&self.database, &self.names.partial),
