@@ -345,6 +345,92 @@ pub fn system(cmd: &mut std::process::Command) -> Result<(), String> {
     }
 }
 
+/// Mounts a new file system image of `size` bytes (as `truncate -s` reads it) at `dir`,
+/// made by the command `mkfs` (the image is its last argument); the reason when this machine
+/// cannot (not root, no such `mkfs`, no loop device).
+pub fn mount_image(image: &Path, dir: &Path, size: &str, mkfs: &[&str]) -> Result<Mounted, String> {
+    if !running_as_root() {
+        return Err("not running as root".into());
+    }
+    system(
+        std::process::Command::new("truncate")
+            .args(["-s", size])
+            .arg(image),
+    )?;
+    system(
+        std::process::Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(image),
+    )?;
+    std::fs::create_dir_all(dir).unwrap();
+    system(
+        std::process::Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(dir),
+    )?;
+    Ok(Mounted {
+        dir: dir.to_owned(),
+    })
+}
+
+/// A task that commits one row at a time into a database (`insert`, whose `?1` is a rising
+/// id), yielding between commits, until it is stopped.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committed: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(db: &Path, insert: &'static str) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let committed = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let task = {
+            let (db, stop, committed) = (db.to_owned(), stop.clone(), committed.clone());
+            tokio::spawn(async move {
+                let mut conn = connect(&db).await;
+                let mut id = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    sqlx::query(insert)
+                        .bind(id)
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    committed.store(id, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        Writer {
+            stop,
+            committed,
+            task,
+        }
+    }
+
+    /// The last id committed, shared (for a callback to read).
+    pub fn committed(&self) -> std::sync::Arc<std::sync::atomic::AtomicI64> {
+        self.committed.clone()
+    }
+
+    /// Waits until `n` rows are committed.
+    pub async fn wait_for(&self, n: i64) {
+        while self.committed.load(std::sync::atomic::Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Stops it; the last id committed.
+    pub async fn stop(self) -> i64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.committed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A file system mounted at `dir` by a test, unmounted (lazily, so that a file still open
 /// cannot keep it) when dropped.
 pub struct Mounted {

@@ -2,7 +2,7 @@
 //! refusals, backups under concurrent writers, foreign keys and concurrent migrators.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::*;
@@ -513,29 +513,12 @@ async fn the_backup_is_exactly_the_state_the_migration_started_from() {
             "DROP TABLE seen;\n",
             "SELECT count(*) FROM sqlite_master WHERE name = 'seen';\n",
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let committed = Arc::new(AtomicI64::new(0));
-        let writer = {
-            let (db, stop, committed) = (ws.db(), stop.clone(), committed.clone());
-            tokio::spawn(async move {
-                let mut conn = connect(&db).await;
-                let mut id = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    id += 1;
-                    sqlx::query("INSERT INTO events (id, at, pad) VALUES (?, ?, randomblob(3000))")
-                        .bind(id)
-                        .bind(id)
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                    committed.store(id, Ordering::Relaxed);
-                    tokio::task::yield_now().await;
-                }
-            })
-        };
-        while committed.load(Ordering::Relaxed) < 200 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let writer = Writer::start(
+            &ws.db(),
+            "INSERT INTO events (id, at, pad) VALUES (?1, ?1, randomblob(3000))",
+        );
+        writer.wait_for(200).await;
+        let committed = writer.committed();
         // What the writer had committed when the copy began and when it ended.
         let during = Arc::new(std::sync::Mutex::new(Vec::new()));
         let migrator = {
@@ -550,8 +533,7 @@ async fn the_backup_is_exactly_the_state_the_migration_started_from() {
         let pool = ws.pool().await;
         let report = migrator.migrate(&pool).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        stop.store(true, Ordering::Relaxed);
-        writer.await.unwrap();
+        let last = writer.stop().await;
 
         let backup = report.backup.unwrap();
         let seen = query_i64(&ws.db(), "SELECT n FROM seen").await;
@@ -583,7 +565,7 @@ async fn the_backup_is_exactly_the_state_the_migration_started_from() {
         }
         // Writes continued after the migration and are all in the live database.
         let total = query_i64(&ws.db(), "SELECT count(*) FROM events").await;
-        assert_eq!(total, committed.load(Ordering::Relaxed), "{journal}");
+        assert_eq!(total, last, "{journal}");
         assert!(
             total > seen,
             "{journal}: the writer should have committed after the migration"

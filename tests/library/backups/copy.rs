@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backstop::{BackupCopy, CodeMigration, Migrator};
@@ -69,25 +69,11 @@ async fn backup_under_writers(ws: &Workspace, db: &Path, page_size: u32, way: Ba
         "DROP TABLE seen;\n",
         "SELECT count(*) FROM sqlite_master WHERE name = 'seen';\n",
     );
+    let writer = Writer::start(
+        db,
+        "INSERT INTO events (id, pad) VALUES (?1, randomblob(1500))",
+    );
     let stop = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicI64::new(0));
-    let writer = {
-        let (db, stop, committed) = (db.to_owned(), stop.clone(), committed.clone());
-        tokio::spawn(async move {
-            let mut conn = connect(&db).await;
-            let mut id = 0;
-            while !stop.load(Ordering::Relaxed) {
-                id += 1;
-                sqlx::query("INSERT INTO events (id, pad) VALUES (?, randomblob(1500))")
-                    .bind(id)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                committed.store(id, Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        })
-    };
     let checkpointer = {
         let (db, stop) = (db.to_owned(), stop.clone());
         tokio::spawn(async move {
@@ -101,9 +87,7 @@ async fn backup_under_writers(ws: &Workspace, db: &Path, page_size: u32, way: Ba
             }
         })
     };
-    while committed.load(Ordering::Relaxed) < 100 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    writer.wait_for(100).await;
     let pool = pool(db).await;
     let backups = db.parent().unwrap().join("backups");
     let report = ws
@@ -114,7 +98,7 @@ async fn backup_under_writers(ws: &Workspace, db: &Path, page_size: u32, way: Ba
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
+    writer.stop().await;
     checkpointer.await.unwrap();
     pool.close().await;
 
@@ -282,30 +266,6 @@ async fn no_way_of_copying_drops_a_lock_this_process_holds() {
     app.close().await.unwrap();
 }
 
-/// Mounts a new XFS image with reflink at `dir`; the reason when this machine cannot (not
-/// root, no mkfs.xfs, no loop device).
-fn xfs_with_reflink(image: &Path, dir: &Path) -> Result<Mounted, String> {
-    if !running_as_root() {
-        return Err("not running as root".into());
-    }
-    system(Command::new("truncate").args(["-s", "512M"]).arg(image))?;
-    system(
-        Command::new("mkfs.xfs")
-            .args(["-q", "-f", "-m", "reflink=1"])
-            .arg(image),
-    )?;
-    std::fs::create_dir_all(dir).unwrap();
-    system(
-        Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(image)
-            .arg(dir),
-    )?;
-    Ok(Mounted {
-        dir: dir.to_owned(),
-    })
-}
-
 /// Bytes in use on the file system holding `dir`.
 fn used_bytes(dir: &Path) -> u64 {
     let stat = rustix::fs::statvfs(dir).unwrap();
@@ -319,7 +279,13 @@ fn used_bytes(dir: &Path) -> u64 {
 #[tokio::test]
 async fn on_xfs_with_reflink_a_backup_shares_the_databases_blocks() {
     let ws = Workspace::new();
-    let mounted = match xfs_with_reflink(&ws.path().join("xfs.img"), &ws.path().join("mnt")) {
+    let xfs = ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"];
+    let mounted = match mount_image(
+        &ws.path().join("xfs.img"),
+        &ws.path().join("mnt"),
+        "512M",
+        &xfs,
+    ) {
         Ok(mounted) => mounted,
         Err(why) => {
             println!("skipped: cannot mount an XFS image with reflink: {why}");

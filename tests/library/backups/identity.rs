@@ -3,7 +3,6 @@
 //! created again at the same path gets its predecessor's tag.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use backstop::RollbackStrategy;
 
@@ -151,37 +150,20 @@ async fn query_text(path: &Path, sql: &str) -> String {
     value.unwrap_or_default()
 }
 
-/// Mounts a new ext4 image made with 128-byte inodes (no birth time) at `dir`; `None`, with
-/// the reason, when this machine cannot (not root, no mkfs.ext4, no loop device).
-fn ext4_without_birth_times(image: &Path, dir: &Path) -> Result<Mounted, String> {
-    if !running_as_root() {
-        return Err("not running as root".into());
-    }
-    system(Command::new("truncate").args(["-s", "64M"]).arg(image))?;
-    system(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-I", "128"])
-            .arg(image),
-    )?;
-    std::fs::create_dir_all(dir).unwrap();
-    system(
-        Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(image)
-            .arg(dir),
-    )?;
-    Ok(Mounted {
-        dir: dir.to_owned(),
-    })
-}
-
 /// On a real file system without birth times: a database deleted and created again at the
 /// same path gets the same inode, so the same tag; its predecessor's backups stay the
 /// predecessor's (never listed as its own, chosen, restored or pruned).
 #[tokio::test]
 async fn on_ext4_without_birth_times_a_recreated_database_gets_no_backups() {
     let ws = Workspace::new();
-    let mounted = match ext4_without_birth_times(&ws.path().join("x.img"), &ws.path().join("mnt")) {
+    // 128-byte inodes: no birth time.
+    let ext4 = ["mkfs.ext4", "-q", "-F", "-I", "128"];
+    let mounted = match mount_image(
+        &ws.path().join("x.img"),
+        &ws.path().join("mnt"),
+        "64M",
+        &ext4,
+    ) {
         Ok(mounted) => mounted,
         Err(why) => {
             println!("skipped: cannot mount an ext4 image without birth times: {why}");
